@@ -1,0 +1,1 @@
+"""The data node: a Redis-compatible server (``kvcluster node``)."""

@@ -1,0 +1,130 @@
+"""Per-connection client state, independent of sockets.
+
+A :class:`Client` is what command handlers see. The I/O shell attaches a
+``conn`` object with ``write(bytes)`` and ``close()``; in-process callers (tests,
+the replication link, scripts) can use a client without any connection.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kvcluster.common.resp import encode2, encode3
+
+if TYPE_CHECKING:
+    from kvcluster.node.core import Node
+    from kvcluster.node.keyspace import Database
+
+
+class ClientConnection(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def output_buffer_size(self) -> int: ...
+
+
+class Client:
+    # Slots keep attribute access fast and catch typos in handlers.
+    __slots__ = (
+        "addr",
+        "authenticated",
+        "close_after_reply",
+        "conn",
+        "created",
+        "db",
+        "encode",
+        "id",
+        "kind",
+        "laddr",
+        "last_command",
+        "last_interaction",
+        "lib_name",
+        "lib_ver",
+        "multi",
+        "multi_error",
+        "name",
+        "no_evict",
+        "node",
+        "obuf_soft_since",
+        "patterns",
+        "resp",
+        "slow_path",
+        "subscriptions",
+        "watch_dirty",
+        "watched",
+    )
+
+    def __init__(self, node: Node, client_id: int, addr: str = "", laddr: str = "", conn: Any = None):
+        self.node = node
+        self.id = client_id
+        self.addr = addr
+        self.laddr = laddr
+        self.conn: ClientConnection | None = conn
+        self.db: Database = node.keyspace.dbs[0]
+        self.resp = 2
+        self.encode = encode2
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.created = time.time()
+        self.last_interaction = time.monotonic()
+        self.last_command = b"NULL"
+        self.authenticated = not node.config["requirepass"]
+        # Queued commands while in MULTI (None when not in a transaction).
+        self.multi: list[tuple[Any, list[bytes]]] | None = None
+        self.multi_error = False
+        self.watched: set[tuple[int, bytes]] = set()
+        self.watch_dirty = False
+        self.subscriptions: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        self.close_after_reply = False
+        self.no_evict = False
+        # Client class for output buffer limits: normal, pubsub, replica.
+        self.kind = "normal"
+        self.obuf_soft_since = 0.0
+        self.update_slow_path()
+
+    def update_slow_path(self) -> None:
+        """Recompute whether dispatch must take the careful path (auth, MULTI, pub/sub).
+
+        Call after changing any of the state it looks at.
+        """
+        self.slow_path = (
+            not self.authenticated
+            or self.multi is not None
+            or bool(self.resp == 2 and (self.subscriptions or self.patterns))
+        )
+
+    def set_resp(self, version: int) -> None:
+        self.resp = version
+        self.encode = encode3 if version == 3 else encode2
+        self.update_slow_path()
+
+    @property
+    def in_pubsub(self) -> bool:
+        return bool(self.subscriptions or self.patterns)
+
+    def push(self, value: Any) -> None:
+        """Send an out-of-band reply (pub/sub message, MONITOR line) now."""
+        if self.conn is not None:
+            self.conn.write(self.encode(value))
+
+    def push_raw(self, data: bytes) -> None:
+        if self.conn is not None:
+            self.conn.write(data)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def flags_string(self) -> str:
+        flags = ""
+        if self.kind == "replica":
+            flags += "S"
+        if self.multi is not None:
+            flags += "x"
+        if self.in_pubsub:
+            flags += "P"
+        if self.close_after_reply:
+            flags += "c"
+        return flags or "N"

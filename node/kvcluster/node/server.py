@@ -1,0 +1,308 @@
+"""The node's asyncio shell: sockets in, :class:`~kvcluster.node.core.Node` in the middle.
+
+One :class:`Connection` (an ``asyncio.Protocol``) per client: it feeds bytes to
+the request parser, runs every complete command of the read through
+``Node.execute`` and writes all replies with one ``transport.write``. It also
+enforces the per-connection limits (query buffer, output buffer, maxclients,
+idle timeout). Timers run the node's periodic work (active expiry, timeouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+from kvcluster.common.config import Config
+from kvcluster.common.resp import ParserLimits, ProtocolError, error_bytes, make_request_parser
+from kvcluster.node.client import Client
+from kvcluster.node.core import Node
+
+log = logging.getLogger("kvcluster.node")
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = ("client", "closing", "node", "parser", "server", "transport")
+
+    def __init__(self, server: NodeServer):
+        self.server = server
+        self.node = server.node
+        self.transport: asyncio.Transport | None = None
+        self.client: Client | None = None
+        self.parser = make_request_parser(server.parser_kind, server.parser_limits)
+        self.closing = False
+
+    # -- asyncio.Protocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        node = self.node
+        if len(node.clients) >= node.config["maxclients"]:
+            node.stats.rejected_connections += 1
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            self.closing = True
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client = node.new_client(_format_addr(peer), _format_addr(local), self)
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if client is None or self.closing:
+            return
+        client.last_interaction = time.monotonic()
+        node = self.node
+        node.stats.total_net_input_bytes += len(data)
+        parser = self.parser
+        parser.feed(data)
+        execute = node.execute
+        out: list[bytes] = []
+        try:
+            while True:
+                args = parser.next_command()
+                if args is None:
+                    break
+                reply = execute(client, args)
+                # After the call: HELLO may have switched the client's protocol.
+                out.append(client.encode(reply))
+                if client.close_after_reply:
+                    self.closing = True
+                    break
+        except ProtocolError as e:
+            out.append(error_bytes(f"ERR Protocol error: {e}"))
+            log.debug("protocol error from %s: %s", client.addr, e)
+            self.closing = True
+        if out:
+            self.write(b"".join(out) if len(out) > 1 else out[0])
+        if self.closing:
+            self.close()
+        elif parser.pending() > self.server.query_buffer_limit:
+            node.stats.client_query_buffer_limit_disconnections += 1
+            log.warning("closing client %s: query buffer over client-query-buffer-limit", client.addr)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        if self.client is not None:
+            self.node.remove_client(self.client)
+
+    # -- ClientConnection ---------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self.node.stats.total_net_output_bytes += len(data)
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.server.obuf_check_threshold:
+            self.server.check_output_buffer(self)
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def output_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+
+def _format_addr(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr or "")
+
+
+def parse_obuf_limits(words: list[str]) -> dict[str, tuple[int, int, int]]:
+    """``client-output-buffer-limit`` words -> class -> (hard, soft, soft_seconds)."""
+    from kvcluster.common.config import ConfigError, parse_memory
+
+    if len(words) % 4:
+        raise ConfigError("wrong number of arguments for client-output-buffer-limit")
+    limits: dict[str, tuple[int, int, int]] = {}
+    for i in range(0, len(words), 4):
+        cls = words[i].lower()
+        if cls == "slave":
+            cls = "replica"
+        if cls not in ("normal", "replica", "pubsub"):
+            raise ConfigError(f"invalid client class {words[i]!r} for client-output-buffer-limit")
+        limits[cls] = (parse_memory(words[i + 1]), parse_memory(words[i + 2]), int(words[i + 3]))
+    return limits
+
+
+class NodeServer:
+    """Owns the listening sockets, the timers and the node."""
+
+    def __init__(self, config: Config, node: Node | None = None):
+        self.config = config
+        self.node = node or Node(config)
+        self.parser_kind = config["resp-parser"]
+        self.parser_limits = ParserLimits(config["proto-max-bulk-len"], config["proto-max-multibulk-len"])
+        config.on_change("proto-max-bulk-len", lambda v: setattr(self.parser_limits, "max_bulk_len", v))
+        config.on_change("proto-max-multibulk-len", lambda v: setattr(self.parser_limits, "max_multibulk_len", v))
+        self.query_buffer_limit = config["client-query-buffer-limit"]
+        config.on_change("client-query-buffer-limit", lambda v: setattr(self, "query_buffer_limit", v))
+        self.obuf_limits = parse_obuf_limits(config["client-output-buffer-limit"])
+        config.on_change("client-output-buffer-limit", self._set_obuf_limits)
+        self.obuf_check_threshold = self._obuf_threshold()
+        self.servers: list[asyncio.base_events.Server] = []
+        self._stopping: asyncio.Event | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.node.request_shutdown = self.request_shutdown
+        self.ports: list[int] = []
+
+    def _set_obuf_limits(self, words: list[str]) -> None:
+        self.obuf_limits = parse_obuf_limits(words)
+        self.obuf_check_threshold = self._obuf_threshold()
+
+    def _obuf_threshold(self) -> int:
+        # Writes only look at limits once the buffer exceeds the smallest configured one.
+        sizes = [x for hard, soft, _ in self.obuf_limits.values() for x in (hard, soft) if x > 0]
+        return min(sizes) if sizes else 1 << 62
+
+    def check_output_buffer(self, conn: Connection) -> None:
+        client = conn.client
+        if client is None or conn.closing:
+            return
+        hard, soft, soft_seconds = self.obuf_limits.get(client.kind, (0, 0, 0))
+        size = conn.output_buffer_size()
+        now = time.monotonic()
+        over = False
+        if hard and size >= hard:
+            over = True
+        elif soft and size >= soft:
+            if not client.obuf_soft_since:
+                client.obuf_soft_since = now
+            elif now - client.obuf_soft_since >= soft_seconds:
+                over = True
+        else:
+            client.obuf_soft_since = 0.0
+        if over:
+            self.node.stats.client_output_buffer_limit_disconnections += 1
+            log.warning("closing client %s: output buffer %d bytes over the %s limit", client.addr, size, client.kind)
+            # Drop what is queued: the point is to stop holding memory for a slow reader.
+            if conn.transport is not None:
+                conn.transport.abort()
+            conn.closing = True
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        port = self.config["port"]
+        binds = self.config["bind"] or ["127.0.0.1"]
+        for host in binds:
+            host = host.lstrip("-")  # "-::1" means optional in redis.conf
+            server = await loop.create_server(
+                lambda: Connection(self),
+                host=None if host in ("*", "") else host,
+                port=port,
+                backlog=self.config["tcp-backlog"],
+                reuse_address=True,
+            )
+            self.servers.append(server)
+            for sock in server.sockets:
+                self.ports.append(sock.getsockname()[1])
+        self._schedule_cron()
+        log.info(
+            "Ready to accept connections tcp on %s port %s",
+            ",".join(binds),
+            self.ports[0] if self.ports else port,
+        )
+
+    def _schedule_cron(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(1.0 / self.config["hz"], self._cron)
+
+    def _cron(self) -> None:
+        """Periodic work, ``hz`` times a second: active expiry, idle timeouts, obuf soft limits."""
+        try:
+            hz = self.config["hz"]
+            # Like Redis: up to 25% of each tick's time on active expiry.
+            self.node.keyspace.active_expire_cycle(time_limit_us=int(250_000 / hz))
+            self._close_idle_clients()
+        except Exception:
+            log.exception("error in periodic task")
+        self._schedule_cron()
+
+    def _close_idle_clients(self) -> None:
+        timeout = self.config["timeout"]
+        now = time.monotonic()
+        for client in list(self.node.clients.values()):
+            conn = client.conn
+            if not isinstance(conn, Connection):
+                continue
+            if timeout and client.kind == "normal" and not client.in_pubsub and now - client.last_interaction > timeout:
+                log.info("closing idle client %s", client.addr)
+                conn.close()
+            elif client.obuf_soft_since:
+                self.check_output_buffer(conn)
+
+    def request_shutdown(self, save: bool | None = None) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def serve_forever(self) -> None:
+        self._stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        await self.start()
+        pidfile = self.config["pidfile"]
+        if pidfile:
+            with open(pidfile, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        await self._stopping.wait()
+        await self.stop()
+        if pidfile:
+            with contextlib.suppress(OSError):
+                os.unlink(pidfile)
+
+    def _on_signal(self, sig: int) -> None:
+        log.warning("Received %s scheduling shutdown...", signal.Signals(sig).name)
+        self.request_shutdown(None)
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for server in self.servers:
+            server.close()
+        for client in list(self.node.clients.values()):
+            client.close()
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+        log.warning("kvcluster node is now ready to exit, bye bye...")
+
+
+def install_event_loop_policy() -> str:
+    """Use uvloop when installed; returns the loop's name for INFO."""
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        return "uvloop"
+    except ImportError:  # pragma: no cover
+        return "asyncio"
+
+
+def run_node(config: Config) -> int:
+    """Run a node until SHUTDOWN or a signal; the process exit code."""
+    loop_name = install_event_loop_policy()
+    log.info("kvcluster node starting (pid %d, %s event loop)", os.getpid(), loop_name)
+    directory = config["dir"]
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    server = NodeServer(config)
+    server.node.event_loop_name = loop_name  # type: ignore[attr-defined]
+    asyncio.run(server.serve_forever())
+    return 0

@@ -1,0 +1,1 @@
+"""The sentinel: health checks, quorum and failover (``kvcluster sentinel``). Not built yet."""

@@ -113,3 +113,48 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RawClient:
+    """A bare RESP connection returning each reply's exact bytes (to check reply types and encodings)."""
+
+    def __init__(self, port: int, resp: int = 2, timeout: float = 10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+        if resp == 3:
+            self.call("HELLO", "3")
+
+    def call(self, *args: bytes | str | int | float) -> bytes:
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%b\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(out))
+        return self._read()
+
+    def _read(self) -> bytes:
+        line = self.file.readline()
+        if not line.endswith(b"\r\n"):
+            raise ConnectionError(f"connection closed mid-reply: {line!r}")
+        kind = line[:1]
+        if kind in b"$=!":
+            n = int(line[1:-2])
+            return line if n < 0 else line + self.file.read(n + 2)
+        if kind in b"*~>%|":
+            n = int(line[1:-2])
+            if n < 0:
+                return line
+            if kind in b"%|":
+                n *= 2
+            return line + b"".join(self._read() for _ in range(n))
+        return line
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -5,21 +5,40 @@ Theory of operation
 A connection owns one request parser. The I/O shell calls ``feed(data)`` with
 whatever bytes arrived and then ``next_command()`` until it returns ``None``
 (more data needed). A command is a ``list[bytes]`` (name first). Malformed
-input raises :class:`ProtocolError` whose message is the text Redis sends
-after ``-ERR Protocol error: ``; the shell replies and closes the connection.
+input raises :class:`ProtocolError`; its ``reply`` is the exact error line
+Redis sends; the shell writes it and closes the connection.
+
+Both parsers give Redis 7's answer for every input, quirks included (they
+follow ``processMultibulkBuffer`` / ``processInlineBuffer`` in networking.c):
+
+* A header line (``*N`` or ``$N``) ends at the first ``\\r``; the byte after it
+  is skipped unchecked, and so are the two bytes after a bulk string's data.
+* Redis scans the query buffer with ``strchr``, which stops at a NUL byte: a
+  NUL before a header's ``\\r`` or an inline request's ``\\n`` means "no line
+  yet", until the buffer passes 64 KiB and becomes "too big ...".
+* Counts are parsed like ``string2ll``: no sign ``+``, no spaces, no leading
+  zeros, no ``-0``, at most 20 characters, within a signed 64-bit integer.
+* A client that must still AUTH may not send more than 10 arguments or a bulk
+  longer than 16384 bytes (``auth_required``).
 
 Two parsers implement this interface:
 
-* :class:`PythonRequestParser` is the reference: multibulk (``*N``) and inline
-  (telnet style) requests, every limit enforced exactly as Redis does.
+* :class:`PythonRequestParser` is the reference.
 * :class:`HiredisRequestParser` is the fast path. It hands a read to hiredis
-  only when it starts at a command boundary with ``*``. hiredis does not know
-  our limits or inline commands, so whenever a read does not end at a command
-  boundary, or hiredis meets something that is not a plain array of bulk
-  strings, the read is handed to the Python parser, which skips the commands
-  hiredis already returned and owns the connection until its buffer is empty
-  again. Completed commands inside one read are bounded by the read size, so
-  limits only matter for the partial tail, which the Python parser sees.
+  only when the read starts at a command boundary with ``*``. hiredis parses
+  more than requests (status strings, RESP3 types, ``\\r\\n`` line ends) and
+  knows none of our limits, so every command it returns is checked against the
+  read: the command must start with ``*`` and each argument with ``$`` at the
+  offsets a well-formed encoding of that command implies. hiredis accepts only
+  canonical counts (its ``string2ll`` is Redis's), so when the checks pass the
+  read held exactly that encoding, which Redis parses the same way. At the
+  first command that fails a check, an error from hiredis, or a command still
+  incomplete at the end of the read, the rest of the read goes to the Python
+  parser, which owns the connection until its buffer is empty again. A read no
+  longer than the bulk limit (and six times the argument limit) cannot hold a
+  complete command over the limits; partial ones are the Python parser's.
+  Reads where hiredis could meet an aggregate header of 1000+ elements skip
+  hiredis (it would size the list up front; see ``_small_aggregates_only``).
 
 Replies are plain Python values encoded by :func:`encode` (see the table
 there); handlers never build RESP by hand except for the pre-encoded
@@ -29,6 +48,7 @@ there); handlers never build RESP by hand except for the pre-encoded
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,14 +59,25 @@ except ImportError:  # pragma: no cover
 
 HAVE_HIREDIS = _hiredis is not None
 
-# Redis's PROTO_INLINE_MAX_SIZE: an inline request or a count line may not be longer.
+# Redis's PROTO_INLINE_MAX_SIZE: an unterminated inline request or count line may not grow longer.
 INLINE_MAX_SIZE = 64 * 1024
-# Bulk strings at least this long are read in place instead of copied piecewise.
+# Redis refuses multibulk counts above INT_MAX whatever the configuration.
+INT_MAX = 2**31 - 1
+_LLONG_MAX = 2**63 - 1
+# What a client that has not authenticated yet may send (Redis's authRequired() limits).
+UNAUTH_MAX_MULTIBULK = 10
+UNAUTH_MAX_BULK = 16384
+# Bulk strings at least this long are copied out through a memoryview (one copy instead of two).
 _BIG_ARG = 32 * 1024
 
 
 class ProtocolError(Exception):
-    """Malformed request; ``str(exc)`` is the text after ``Protocol error: ``."""
+    """Malformed request. ``str(exc)`` is the text after ``Protocol error: ``; ``reply`` is the exact error line."""
+
+    def __init__(self, detail: str | bytes):
+        raw = detail.encode() if isinstance(detail, str) else detail
+        super().__init__(raw.decode("latin-1"))
+        self.reply = b"-ERR Protocol error: " + raw + b"\r\n"
 
 
 class ParserLimits:
@@ -54,20 +85,35 @@ class ParserLimits:
 
     __slots__ = ("max_bulk_len", "max_multibulk_len")
 
-    def __init__(self, max_bulk_len: int = 512 * 1024 * 1024, max_multibulk_len: int = 1024 * 1024 * 1024):
+    def __init__(self, max_bulk_len: int = 512 * 1024 * 1024, max_multibulk_len: int = INT_MAX):
         self.max_bulk_len = max_bulk_len
         self.max_multibulk_len = max_multibulk_len
 
 
 DEFAULT_LIMITS = ParserLimits()
 
+# C's isspace(): skipped between inline arguments and required after a closing quote.
+_ISSPACE = b" \t\n\v\f\r"
+# What ends an unquoted inline argument in sdssplitargs (not \v or \f, which stay in the argument).
+_UNQUOTED_END = b" \n\r\t"
+_HEX = b"0123456789abcdefABCDEF"
+_ESCAPES = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("b"): 0x08, ord("a"): 0x07}
+
 
 def split_inline(line: bytes) -> list[bytes]:
-    """Split an inline request like Redis's ``sdssplitargs``: quotes and escapes."""
+    """Split an inline request exactly like Redis's ``sdssplitargs``: quotes, escapes, ``\\xHH``.
+
+    Raises :class:`ProtocolError` ("unbalanced quotes in request") where Redis does.
+    """
+    nul = line.find(b"\0")
+    if nul >= 0:  # a C string ends at NUL
+        line = line[:nul]
+    if b'"' not in line and b"'" not in line and b"\v" not in line and b"\f" not in line:
+        return line.split()  # the common case; bytes.split() splits on the same bytes here
     args: list[bytes] = []
     i, n = 0, len(line)
     while True:
-        while i < n and line[i] in b" \t\n\r\v\f":
+        while i < n and line[i] in _ISSPACE:
             i += 1
         if i >= n:
             return args
@@ -78,16 +124,16 @@ def split_inline(line: bytes) -> list[bytes]:
                 if i >= n:
                     raise ProtocolError("unbalanced quotes in request")
                 c = line[i]
-                if c == 0x5C and i + 3 < n and line[i + 1] == 0x78 and _is_hex(line[i + 2 : i + 4]):  # \xHH
-                    current.append(int(line[i + 2 : i + 4], 16))
+                if c == 0x5C and i + 3 < n and line[i + 1] == 0x78 and line[i + 2] in _HEX and line[i + 3] in _HEX:
+                    current.append(int(line[i + 2 : i + 4], 16))  # \xHH
                     i += 3
                 elif c == 0x5C and i + 1 < n:
                     i += 1
                     current.append(_ESCAPES.get(line[i], line[i]))
                 elif c == 0x22:
-                    if i + 1 < n and line[i + 1] not in b" \t\n\r\v\f":
+                    # The closing quote must be followed by a space or nothing at all.
+                    if i + 1 < n and line[i + 1] not in _ISSPACE:
                         raise ProtocolError("unbalanced quotes in request")
-                    in_double = False
                     i += 1
                     break
                 else:
@@ -100,9 +146,8 @@ def split_inline(line: bytes) -> list[bytes]:
                     i += 1
                     current.append(0x27)
                 elif c == 0x27:
-                    if i + 1 < n and line[i + 1] not in b" \t\n\r\v\f":
+                    if i + 1 < n and line[i + 1] not in _ISSPACE:
                         raise ProtocolError("unbalanced quotes in request")
-                    in_single = False
                     i += 1
                     break
                 else:
@@ -111,7 +156,8 @@ def split_inline(line: bytes) -> list[bytes]:
                 if i >= n:
                     break
                 c = line[i]
-                if c in b" \t\n\r\v\f":
+                if c in _UNQUOTED_END:
+                    i += 1
                     break
                 if c == 0x22:
                     in_double = True
@@ -123,27 +169,57 @@ def split_inline(line: bytes) -> list[bytes]:
         args.append(bytes(current))
 
 
-_ESCAPES = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("b"): 0x08, ord("a"): 0x07}
+def string2ll(s: bytes | bytearray) -> int | None:
+    """Redis's ``string2ll``: the integer, or None when Redis would not accept the text."""
+    n = len(s)
+    if n == 0 or n >= 21:
+        return None
+    if s.isdigit():  # ASCII digits only, for bytes
+        if s[0] == 0x30 and n > 1:
+            return None
+        v = int(s)
+        return v if v <= _LLONG_MAX else None
+    if s[0] == 0x2D and n > 1 and s[1] != 0x30:
+        body = s[1:]
+        if body.isdigit():
+            v = int(body)
+            return -v if v <= _LLONG_MAX + 1 else None
+    return None
 
 
-def _is_hex(two: bytes) -> bool:
-    return len(two) == 2 and all(c in b"0123456789abcdefABCDEF" for c in two)
+def _got(byte: int) -> bytes:
+    # Redis formats the byte with %c and then maps CR and LF in error text to spaces.
+    return b" " if byte in (0x0A, 0x0D) else bytes((byte,))
 
 
 class PythonRequestParser:
     """Reference request parser (pure Python); see the module docstring."""
 
-    __slots__ = ("_args", "_buf", "_bulk_len", "_limits", "_pos", "_remaining", "inline_seen")
+    __slots__ = (
+        "_args",
+        "_args_size",
+        "_buf",
+        "_bulk_len",
+        "_limits",
+        "_pos",
+        "_remaining",
+        "auth_required",
+        "inline_seen",
+    )
 
     def __init__(self, limits: ParserLimits = DEFAULT_LIMITS):
         self._limits = limits
         self._buf = bytearray()
         self._pos = 0
         # State of a multibulk request in progress: args so far, args still to read,
-        # and the length of the bulk string whose header was consumed (-1: none).
+        # the length of the bulk string whose header was consumed (-1: none), and the
+        # request bytes already turned into args (they still count as query buffer).
         self._args: list[bytes] | None = None
         self._remaining = 0
         self._bulk_len = -1
+        self._args_size = 0
+        # Set by the shell while the client has not authenticated (tighter limits apply).
+        self.auth_required = False
         self.inline_seen = False
 
     def feed(self, data: bytes) -> None:
@@ -153,8 +229,8 @@ class PythonRequestParser:
         self._buf += data
 
     def pending(self) -> int:
-        """Bytes buffered but not yet turned into a command (the query buffer)."""
-        return len(self._buf) - self._pos
+        """Bytes received but not yet run as a command (the query buffer)."""
+        return len(self._buf) - self._pos + self._args_size
 
     def idle(self) -> bool:
         """True when at a command boundary with nothing buffered."""
@@ -163,56 +239,58 @@ class PythonRequestParser:
     def next_command(self) -> list[bytes] | None:
         while True:
             if self._args is None:
-                if self._pos >= len(self._buf):
+                buf, pos = self._buf, self._pos
+                if pos >= len(buf):
                     self._compact()
                     return None
-                if self._buf[self._pos] == 0x2A:  # '*'
-                    if not self._start_multibulk():
-                        return None
-                    if self._args is None:  # *0 or negative: nothing to run
-                        continue
-                else:
+                if buf[pos] != 0x2A:  # not '*': an inline request
                     cmd = self._inline()
                     if cmd is None:
+                        self._compact()
                         return None
-                    if not cmd:
-                        continue
-                    return cmd
-            cmd = self._continue_multibulk()
-            if cmd is None:
-                return None
-            return cmd
+                    if cmd:
+                        return cmd
+                    continue  # an empty line
+                if not self._start_multibulk():
+                    self._compact()
+                    return None
+                if self._args is None:  # *0 or a negative count: nothing to run
+                    continue
+            return self._continue_multibulk()
 
     def _compact(self) -> None:
         if self._pos:
             del self._buf[: self._pos]
             self._pos = 0
 
-    def _line(self) -> bytes | None:
-        """A CRLF-terminated line from the buffer without the CRLF, or None."""
+    def _header_end(self, too_big: str) -> int:
+        """Index of the ``\\r`` ending the header line at ``_pos``, or -1 when it is not all here."""
         buf, pos = self._buf, self._pos
-        end = buf.find(b"\r\n", pos)
-        if end < 0:
+        cr = buf.find(b"\r", pos)
+        if cr < 0 or buf.find(b"\0", pos, cr) >= 0:
             if len(buf) - pos > INLINE_MAX_SIZE:
-                raise ProtocolError("too big mbulk count string" if buf[pos] == 0x2A else "too big bulk count string")
-            return None
-        line = bytes(buf[pos + 1 : end])
-        self._pos = end + 2
-        return line
+                raise ProtocolError(too_big)
+            return -1
+        if cr + 1 >= len(buf):  # the byte after '\r' is skipped unchecked, but it must have arrived
+            return -1
+        return cr
 
     def _start_multibulk(self) -> bool:
-        line = self._line()
-        if line is None:
+        cr = self._header_end("too big mbulk count string")
+        if cr < 0:
             return False
-        count = _parse_int(line)
-        if count is None or count > self._limits.max_multibulk_len:
+        pos = self._pos
+        count = string2ll(self._buf[pos + 1 : cr])
+        if count is None or count > INT_MAX or count > self._limits.max_multibulk_len:
             raise ProtocolError("invalid multibulk length")
-        if count <= 0:
-            self._args = None
-            return True
-        self._args = []
-        self._remaining = count
-        self._bulk_len = -1
+        if count > UNAUTH_MAX_MULTIBULK and self.auth_required:
+            raise ProtocolError("unauthenticated multibulk length")
+        self._pos = cr + 2
+        if count > 0:
+            self._args = []
+            self._remaining = count
+            self._bulk_len = -1
+            self._args_size = cr + 2 - pos
         return True
 
     def _continue_multibulk(self) -> list[bytes] | None:
@@ -221,61 +299,57 @@ class PythonRequestParser:
         buf = self._buf
         while self._remaining:
             if self._bulk_len < 0:
-                if self._pos >= len(buf):
+                cr = self._header_end("too big bulk count string")
+                if cr < 0:
                     self._compact()
                     return None
-                if buf[self._pos] != 0x24:  # '$'
-                    got = chr(buf[self._pos])
-                    raise ProtocolError(f"expected '$', got '{got}'")
-                line = self._line()
-                if line is None:
-                    return None
-                length = _parse_int(line)
+                pos = self._pos
+                if buf[pos] != 0x24:  # '$'
+                    raise ProtocolError(b"expected '$', got '" + _got(buf[pos]) + b"'")
+                length = string2ll(buf[pos + 1 : cr])
                 if length is None or length < 0 or length > self._limits.max_bulk_len:
                     raise ProtocolError("invalid bulk length")
+                if length > UNAUTH_MAX_BULK and self.auth_required:
+                    raise ProtocolError("unauthenticated bulk length")
+                self._pos = cr + 2
                 self._bulk_len = length
-            end = self._pos + self._bulk_len
-            if len(buf) < end + 2:
+                self._args_size += cr + 2 - pos
+            start = self._pos
+            end = start + self._bulk_len
+            if len(buf) < end + 2:  # the data and the two (unchecked) bytes after it
                 self._compact()
                 return None
-            args.append(bytes(buf[self._pos : end]))
+            if self._bulk_len < _BIG_ARG:
+                args.append(bytes(buf[start:end]))
+            else:
+                with memoryview(buf) as view:
+                    args.append(bytes(view[start:end]))
             self._pos = end + 2
+            self._args_size += self._bulk_len + 2
             self._bulk_len = -1
             self._remaining -= 1
         self._args = None
+        self._args_size = 0
         return args
 
     def _inline(self) -> list[bytes] | None:
         buf, pos = self._buf, self._pos
-        end = buf.find(b"\n", pos)
-        if end < 0:
+        nl = buf.find(b"\n", pos)
+        if nl < 0 or buf.find(b"\0", pos, nl) >= 0:
             if len(buf) - pos > INLINE_MAX_SIZE:
                 raise ProtocolError("too big inline request")
             return None
-        if end - pos > INLINE_MAX_SIZE:
-            raise ProtocolError("too big inline request")
+        end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
         line = bytes(buf[pos:end])
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        self._pos = end + 1
+        self._pos = nl + 1
         self.inline_seen = True
         return split_inline(line)
 
 
-def _parse_int(line: bytes) -> int | None:
-    # Redis's string2ll: optional '-', digits, no spaces or '+', bounded length.
-    if not line or len(line) > 20:
-        return None
-    body = line[1:] if line[:1] == b"-" else line
-    if not body.isdigit():
-        return None
-    return int(line)
-
-
 class HiredisRequestParser:
-    """hiredis fast path with exact fallback to :class:`PythonRequestParser`."""
+    """hiredis fast path, checked against the read, with exact fallback to :class:`PythonRequestParser`."""
 
-    __slots__ = ("_chunk", "_limits", "_py", "_reader", "_returned", "_use_hiredis")
+    __slots__ = ("_chunk", "_limits", "_pos", "_py", "_reader", "_use_hiredis")
 
     def __init__(self, limits: ParserLimits = DEFAULT_LIMITS):
         if _hiredis is None:  # pragma: no cover
@@ -284,59 +358,114 @@ class HiredisRequestParser:
         self._reader = _hiredis.Reader()
         self._py = PythonRequestParser(limits)
         self._use_hiredis = False
+        # The read hiredis is parsing and the offset where its next command starts.
         self._chunk = b""
-        self._returned = 0
+        self._pos = 0
 
     @property
     def inline_seen(self) -> bool:
         return self._py.inline_seen
 
+    @property
+    def auth_required(self) -> bool:
+        return self._py.auth_required
+
+    @auth_required.setter
+    def auth_required(self, value: bool) -> None:
+        self._py.auth_required = value
+        if value and self._use_hiredis:  # RESET mid-read: the rest of the read gets the tighter limits
+            self._hand_over()
+
     def feed(self, data: bytes) -> None:
-        if self._py.idle() and data[:1] == b"*":
+        py = self._py
+        limits = self._limits
+        if (
+            data[:1] == b"*"
+            and py.idle()
+            and not py.auth_required
+            and len(data) <= limits.max_bulk_len
+            and len(data) <= 6 * limits.max_multibulk_len
+            and _small_aggregates_only(data)
+        ):
             self._reader.feed(data)
             self._use_hiredis = True
             self._chunk = data
-            self._returned = 0
+            self._pos = 0
         else:
-            self._use_hiredis = False
-            self._py.feed(data)
+            py.feed(data)
 
     def pending(self) -> int:
-        return len(self._chunk) if self._use_hiredis else self._py.pending()
+        return len(self._chunk) - self._pos if self._use_hiredis else self._py.pending()
+
+    def idle(self) -> bool:
+        return not self._use_hiredis and self._py.idle()
 
     def next_command(self) -> list[bytes] | None:
         if not self._use_hiredis:
             return self._py.next_command()
         try:
             cmd = self._reader.gets()
-        except _hiredis.ProtocolError:
+        except (_hiredis.ProtocolError, MemoryError):  # MemoryError: a huge count makes hiredis size a list
             return self._fall_back()
+        chunk, pos = self._chunk, self._pos
         if cmd is False:
-            if self._reader.has_data():
-                return self._fall_back()
-            self._use_hiredis = False
-            self._chunk = b""
-            return None
-        if cmd.__class__ is not list or not cmd:
+            if pos == len(chunk):  # the read ended at a command boundary
+                self._use_hiredis = False
+                self._chunk = b""
+                self._pos = 0
+                return None
             return self._fall_back()
+        # Check the command against the read: '*' here, '$' before every argument.
+        if cmd.__class__ is not list or chunk[pos] != 0x2A:
+            return self._fall_back()
+        n = len(cmd)
+        if not n:
+            return self._fall_back()
+        pos += 4 if n < 10 else 3 + len(str(n))
         for arg in cmd:
-            if arg.__class__ is not bytes:
+            if arg.__class__ is not bytes or chunk[pos] != 0x24:
                 return self._fall_back()
-        self._returned += 1
+            size = len(arg)
+            pos += size + (6 if size < 10 else 7 if size < 100 else 5 + len(str(size)))
+        self._pos = pos
         return cmd
 
     def _fall_back(self) -> list[bytes] | None:
-        # Re-parse the read with the reference parser, skipping what hiredis returned.
-        self._reader = _hiredis.Reader()
-        self._use_hiredis = False
-        chunk, self._chunk = self._chunk, b""
-        self._py.feed(chunk)
-        for _ in range(self._returned):
-            self._py.next_command()
+        self._hand_over()
         return self._py.next_command()
 
+    def _hand_over(self) -> None:
+        # The Python parser takes the read from the first command hiredis did not deliver.
+        self._reader = _hiredis.Reader()
+        self._use_hiredis = False
+        chunk, pos = self._chunk, self._pos
+        self._chunk = b""
+        self._pos = 0
+        self._py.feed(chunk[pos:] if pos else chunk)
 
-def make_request_parser(kind: str = "auto", limits: ParserLimits = DEFAULT_LIMITS):
+
+# hiredis sizes a list as soon as it reads an aggregate header, before the elements arrive,
+# and freeing a list of a billion empty slots takes seconds: a read where hiredis could
+# meet a header of 1000+ elements (at any depth) goes to the Python parser instead.
+_BIG_ARRAY_HEADER = re.compile(rb"\*[0-9]{4}")
+_BIG_SET_HEADER = re.compile(rb"~[0-9]{4}")
+_BIG_PUSH_HEADER = re.compile(rb">[0-9]{4}")
+_BIG_ATTRIBUTE_HEADER = re.compile(rb"\|[0-9]{4}")
+
+
+def _small_aggregates_only(data: bytes) -> bool:
+    # For the RESP3 markers a memchr test first: those bytes are rare in requests.
+    return not (
+        _BIG_ARRAY_HEADER.search(data)
+        or (b"~" in data and _BIG_SET_HEADER.search(data))
+        or (b">" in data and _BIG_PUSH_HEADER.search(data))
+        or (b"|" in data and _BIG_ATTRIBUTE_HEADER.search(data))
+    )
+
+
+def make_request_parser(
+    kind: str = "auto", limits: ParserLimits = DEFAULT_LIMITS
+) -> PythonRequestParser | HiredisRequestParser:
     """``kind`` is ``auto`` (hiredis when installed), ``hiredis`` or ``python``."""
     if kind == "python" or (kind == "auto" and not HAVE_HIREDIS):
         return PythonRequestParser(limits)
@@ -423,7 +552,9 @@ def format_double(value: float) -> bytes:
     """Format a double the way Redis prints scores (``%.17g`` with inf spelled out)."""
     if math.isinf(value):
         return b"inf" if value > 0 else b"-inf"
-    if value == int(value) and abs(value) < 1e17:
+    if math.isnan(value):
+        return b"nan"
+    if value == int(value) and abs(value) < 1e17 and (value or math.copysign(1.0, value) > 0):
         return b"%d" % int(value)
     return (b"%.17g" % value).lower()
 
@@ -433,8 +564,14 @@ def _bulk(v: bytes) -> bytes:
 
 
 def _error_line(message: str) -> bytes:
-    # An error line may not contain CR/LF; Redis replaces them with spaces.
-    return b"-" + message.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace") + b"\r\n"
+    # An error line may not contain CR/LF; Redis replaces them with spaces. Text decoded from
+    # client bytes with "surrogateescape" goes back out as those bytes, like Redis echoes them.
+    line = message.replace("\r", " ").replace("\n", " ")
+    try:
+        encoded = line.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        encoded = line.encode("utf-8", "replace")
+    return b"-" + encoded + b"\r\n"
 
 
 def encode2(v: Any) -> bytes:
@@ -473,10 +610,14 @@ def encode3(v: Any) -> bytes:
 
 def _encode_fallback(v: Any, enc: Callable[[Any], bytes]) -> bytes:
     # Subclasses and rarer types.
-    if isinstance(v, bytes):
+    if isinstance(v, (bytes, bytearray, memoryview)):
         return _bulk(bytes(v))
     if isinstance(v, str):
         return _bulk(v.encode())
+    if isinstance(v, int):  # IntEnum and friends
+        return enc(int(v))
+    if isinstance(v, float):
+        return enc(float(v))
     if isinstance(v, ErrorReply):
         return _error_line(v.message)
     if isinstance(v, (list, tuple)):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kvcluster.common.resp import encode2, encode3
 
 if TYPE_CHECKING:
+    from kvcluster.node.commands.table import Command
     from kvcluster.node.core import Node
     from kvcluster.node.keyspace import Database
 
@@ -48,6 +49,7 @@ class Client:
         "obuf_soft_since",
         "patterns",
         "resp",
+        "shard_subscriptions",
         "slow_path",
         "subscriptions",
         "watch_dirty",
@@ -68,7 +70,7 @@ class Client:
         self.lib_ver = b""
         self.created = time.time()
         self.last_interaction = time.monotonic()
-        self.last_command = b"NULL"
+        self.last_command: Command | None = None  # the last command run (CLIENT LIST cmd=)
         self.authenticated = not node.config["requirepass"]
         # Queued commands while in MULTI (None when not in a transaction).
         self.multi: list[tuple[Any, list[bytes]]] | None = None
@@ -77,6 +79,7 @@ class Client:
         self.watch_dirty = False
         self.subscriptions: set[bytes] = set()
         self.patterns: set[bytes] = set()
+        self.shard_subscriptions: set[bytes] = set()
         self.close_after_reply = False
         self.no_evict = False
         # Client class for output buffer limits: normal, pubsub, replica.
@@ -92,7 +95,7 @@ class Client:
         self.slow_path = (
             not self.authenticated
             or self.multi is not None
-            or bool(self.resp == 2 and (self.subscriptions or self.patterns))
+            or bool(self.resp == 2 and (self.subscriptions or self.patterns or self.shard_subscriptions))
         )
 
     def set_resp(self, version: int) -> None:
@@ -102,7 +105,7 @@ class Client:
 
     @property
     def in_pubsub(self) -> bool:
-        return bool(self.subscriptions or self.patterns)
+        return bool(self.subscriptions or self.patterns or self.shard_subscriptions)
 
     def push(self, value: Any) -> None:
         """Send an out-of-band reply (pub/sub message, MONITOR line) now."""
@@ -118,13 +121,22 @@ class Client:
             self.conn.close()
 
     def flags_string(self) -> str:
+        # Redis's letters, in Redis's order (CLIENT LIST flags=).
         flags = ""
-        if self.kind == "replica":
+        if self in self.node.monitors:
+            flags += "O"
+        elif self.kind == "replica":
             flags += "S"
-        if self.multi is not None:
-            flags += "x"
+        elif self.kind == "master":
+            flags += "M"
         if self.in_pubsub:
             flags += "P"
+        if self.multi is not None:
+            flags += "x"
+        if self.watch_dirty:
+            flags += "d"
         if self.close_after_reply:
             flags += "c"
+        if self.no_evict:
+            flags += "e"
         return flags or "N"

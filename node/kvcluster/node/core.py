@@ -96,6 +96,10 @@ class Node:
         # Pub/sub registry: channel -> subscribers, pattern -> subscribers.
         self.channels: dict[bytes, set[Client]] = {}
         self.patterns: dict[bytes, set[Client]] = {}
+        # Shard channels (SSUBSCRIBE / SPUBLISH): a separate namespace, as in Redis 7.
+        self.shard_channels: dict[bytes, set[Client]] = {}
+        # True while EXEC runs its queued commands: blocking commands must not block then.
+        self.in_exec = False
         self.start_time = time.time()
         self.run_id = os.urandom(20).hex()
         self.loading = False
@@ -130,8 +134,15 @@ class Node:
                 subs.discard(client)
                 if not subs:
                     del self.patterns[pattern]
+        for channel in client.shard_subscriptions:
+            subs = self.shard_channels.get(channel)
+            if subs is not None:
+                subs.discard(client)
+                if not subs:
+                    del self.shard_channels[channel]
         client.subscriptions.clear()
         client.patterns.clear()
+        client.shard_subscriptions.clear()
 
     def unwatch_all(self, client: Client) -> None:
         watched = self.keyspace.watched
@@ -163,7 +174,7 @@ class Node:
         arity = cmd.arity
         if (arity > 0 and n != arity) or n < -arity:
             return self._reject(client, cmd, f"ERR wrong number of arguments for '{cmd.name}' command")
-        if cmd.subcommands:
+        if cmd.subcommands and n > 1:  # bare COMMAND runs the container's own handler
             sub = cmd.subcommands.get(args[1].decode("utf-8", "replace").lower())
             if sub is None:
                 if args[1].lower() == b"help" and "help" not in cmd.subcommands:
@@ -199,13 +210,14 @@ class Node:
         cmd.usec += duration // 1000
         cmd.latency_buckets[duration.bit_length()] += 1
         self.stats.total_commands_processed += 1
-        client.last_command = args[0]
+        client.last_command = cmd  # CLIENT LIST cmd= (the full name, e.g. client|list)
         if duration // 1000 >= self._slowlog_threshold_us >= 0:
             self._add_slowlog(client, args, duration // 1000)
         if ks.dirty != dirty_before and cmd.is_write and ks.watched:
             for i in cmd.key_positions(args):
                 ks.signal_modified(client.db, args[i])
-        if self.monitors:
+        # Like Redis, admin commands (CONFIG, DEBUG, ...) are too sensitive to show to monitors.
+        if self.monitors and "admin" not in cmd.flags and "skip_monitor" not in cmd.flags:
             self._feed_monitors(client, args)
         return reply
 
@@ -227,6 +239,15 @@ class Node:
     def _reject(self, client: Client, cmd: Command | None, message: str) -> ErrorReply:
         if cmd is not None:
             cmd.rejected_calls += 1
+            if cmd.handler is not None and cmd.name == "exec" and cmd.parent is None:
+                # Redis's execCommandAbort: a refused EXEC ends the transaction, and says why
+                # (an ERR reason loses its prefix, others such as READONLY or OOM keep theirs).
+                client.multi = None
+                client.multi_error = False
+                self.unwatch_all(client)
+                client.update_slow_path()
+                reason = message[4:] if message.startswith("ERR ") else message
+                return self._error(None, f"EXECABORT Transaction discarded because of: {reason}")
         if client.multi is not None:
             client.multi_error = True
         return self._error(None, message)
@@ -266,10 +287,17 @@ class Node:
 
 
 def _unknown_command(args: list[bytes]) -> str:
-    # Redis's exact wording, trailing space included: "... beginning with: 'a' 'b' ".
-    name = args[0].decode("utf-8", "replace")[:128]
-    rest = "".join(f"'{a.decode('utf-8', 'replace')[:128]}' " for a in args[1:])
-    return f"ERR unknown command '{name}', with args beginning with: {rest}"
+    # Redis's exact text, trailing space included: "... beginning with: 'a' 'b' ". Redis
+    # formats C strings (cut at NUL), the name with %.128s and the arguments until they
+    # pass 128 bytes together; raw bytes go back as sent (surrogateescape, see resp).
+    name = args[0].split(b"\0", 1)[0][:128]
+    rest = b""
+    for arg in args[1:]:
+        if len(rest) >= 128:
+            break
+        rest += b"'" + arg.split(b"\0", 1)[0][: 128 - len(rest)] + b"' "
+    text = b"ERR unknown command '" + name + b"', with args beginning with: " + rest
+    return text.decode("utf-8", "surrogateescape")
 
 
 def _monitor_quote(arg: bytes) -> str:
@@ -285,6 +313,10 @@ def _monitor_quote(arg: bytes) -> str:
             out.append("\\r")
         elif c == 0x09:
             out.append("\\t")
+        elif c == 0x07:
+            out.append("\\a")
+        elif c == 0x08:
+            out.append("\\b")
         elif 32 <= c < 127:
             out.append(chr(c))
         else:

@@ -19,15 +19,32 @@ import time
 from typing import Any
 
 from kvcluster.common.config import Config
-from kvcluster.common.resp import ParserLimits, ProtocolError, error_bytes, make_request_parser
+from kvcluster.common.resp import ErrorReply, ParserLimits, ProtocolError, make_request_parser
 from kvcluster.node.client import Client
+from kvcluster.node.commands.server import sample_server_metrics
 from kvcluster.node.core import Node
 
 log = logging.getLogger("kvcluster.node")
 
+# Redis caps the query buffer of a client that has not authenticated yet at 1 MiB.
+UNAUTH_QUERY_BUFFER_LIMIT = 1024 * 1024
+# Replies of one read go to the transport once they pass this size, so output buffer
+# limits apply while a pipeline of big replies runs (Redis checks after every reply).
+_REPLY_FLUSH_SIZE = 64 * 1024
+# Command names that are HTTP ("POST /", "Host: ..."): someone is using a browser or an SSRF
+# to talk to us (cross protocol scripting). Redis drops such connections without a reply.
+_HTTP_COMMAND_NAMES = (b"post", b"host:")
+_SECURITY_WARNING_INTERVAL = 60.0
+_last_security_warning = -_SECURITY_WARNING_INTERVAL
+
+
+def _is_http_command(name: bytes) -> bool:
+    # Redis compares with strcasecmp: the C string ends at NUL.
+    return name.split(b"\0", 1)[0].lower() in _HTTP_COMMAND_NAMES
+
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("client", "closing", "node", "parser", "server", "transport")
+    __slots__ = ("batch", "client", "closing", "node", "parser", "server", "transport")
 
     def __init__(self, server: NodeServer):
         self.server = server
@@ -36,6 +53,10 @@ class Connection(asyncio.Protocol):
         self.client: Client | None = None
         self.parser = make_request_parser(server.parser_kind, server.parser_limits)
         self.closing = False
+        # While a read's commands run, their replies collect here; writes to this
+        # connection meanwhile (a pub/sub message to itself, a MONITOR line) join the
+        # list so they go out in order after the replies of earlier commands.
+        self.batch: list[bytes] | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------
 
@@ -55,6 +76,7 @@ class Connection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = node.new_client(_format_addr(peer), _format_addr(local), self)
+        self.parser.auth_required = not self.client.authenticated
 
     def data_received(self, data: bytes) -> None:
         client = self.client
@@ -67,29 +89,70 @@ class Connection(asyncio.Protocol):
         parser.feed(data)
         execute = node.execute
         out: list[bytes] = []
+        out_size = 0
+        auth_required = parser.auth_required
+        self.batch = out
         try:
             while True:
                 args = parser.next_command()
                 if args is None:
                     break
                 reply = execute(client, args)
+                if reply.__class__ is ErrorReply and _is_http_command(args[0]):  # unknown to the table
+                    self._abort_cross_protocol()
+                    return
                 # After the call: HELLO may have switched the client's protocol.
-                out.append(client.encode(reply))
+                encoded = client.encode(reply)
+                out.append(encoded)
                 if client.close_after_reply:
                     self.closing = True
                     break
+                if client.authenticated == auth_required:  # AUTH, HELLO or RESET changed it
+                    parser.auth_required = auth_required = not client.authenticated
+                out_size += len(encoded)
+                if out_size > _REPLY_FLUSH_SIZE:
+                    self.batch = None
+                    self.write(b"".join(out))
+                    if self.closing:  # over an output buffer limit
+                        out = []
+                        break
+                    out = []
+                    out_size = 0
+                    self.batch = out
         except ProtocolError as e:
-            out.append(error_bytes(f"ERR Protocol error: {e}"))
+            out.append(e.reply)
+            node.stats.total_error_replies += 1
+            node.stats.error_counts["ERR"] = node.stats.error_counts.get("ERR", 0) + 1
             log.debug("protocol error from %s: %s", client.addr, e)
             self.closing = True
+        finally:
+            self.batch = None
         if out:
             self.write(b"".join(out) if len(out) > 1 else out[0])
         if self.closing:
             self.close()
-        elif parser.pending() > self.server.query_buffer_limit:
+        elif parser.pending() > (
+            self.server.query_buffer_limit
+            if client.authenticated
+            else min(self.server.query_buffer_limit, UNAUTH_QUERY_BUFFER_LIMIT)
+        ):
             node.stats.client_query_buffer_limit_disconnections += 1
             log.warning("closing client %s: query buffer over client-query-buffer-limit", client.addr)
             self.close()
+
+    def _abort_cross_protocol(self) -> None:
+        global _last_security_warning
+        now = time.monotonic()
+        if now - _last_security_warning >= _SECURITY_WARNING_INTERVAL:
+            _last_security_warning = now
+            log.warning(
+                "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to "
+                "kvcluster. This is likely due to an attacker attempting to use Cross Protocol Scripting to "
+                "compromise your instance. Connection aborted."
+            )
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()  # replies still queued for this client are dropped too, as in Redis
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -99,6 +162,9 @@ class Connection(asyncio.Protocol):
     # -- ClientConnection ---------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        if self.batch is not None:
+            self.batch.append(data)
+            return
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -160,6 +226,7 @@ class NodeServer:
         self._timer: asyncio.TimerHandle | None = None
         self.node.request_shutdown = self.request_shutdown
         self.ports: list[int] = []
+        self.admin: Any = None  # the HTTP admin server (kvcluster.node.admin) when admin-port is set
 
     def _set_obuf_limits(self, words: list[str]) -> None:
         self.obuf_limits = parse_obuf_limits(words)
@@ -229,6 +296,7 @@ class NodeServer:
             # Like Redis: up to 25% of each tick's time on active expiry.
             self.node.keyspace.active_expire_cycle(time_limit_us=int(250_000 / hz))
             self._close_idle_clients()
+            sample_server_metrics(self.node)  # INFO's instantaneous rates, every 100 ms
         except Exception:
             log.exception("error in periodic task")
         self._schedule_cron()
@@ -236,11 +304,19 @@ class NodeServer:
     def _close_idle_clients(self) -> None:
         timeout = self.config["timeout"]
         now = time.monotonic()
+        monitors = self.node.monitors
         for client in list(self.node.clients.values()):
             conn = client.conn
             if not isinstance(conn, Connection):
                 continue
-            if timeout and client.kind == "normal" and not client.in_pubsub and now - client.last_interaction > timeout:
+            # Like Redis: replicas, MONITOR and pub/sub clients never time out.
+            if (
+                timeout
+                and client.kind == "normal"
+                and not client.in_pubsub
+                and client not in monitors
+                and now - client.last_interaction > timeout
+            ):
                 log.info("closing idle client %s", client.addr)
                 conn.close()
             elif client.obuf_soft_since:
@@ -257,6 +333,16 @@ class NodeServer:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self.start()
+        if self.config["admin-port"]:
+            from kvcluster.node.admin import AdminServer, resolve_admin_port
+
+            self.admin = AdminServer(
+                self.node,
+                lambda: bool(self.servers) and all(s.is_serving() for s in self.servers),
+                self.config["admin-bind"],
+                resolve_admin_port(self.config),
+            )
+            await self.admin.start()
         pidfile = self.config["pidfile"]
         if pidfile:
             with open(pidfile, "w") as f:
@@ -272,6 +358,8 @@ class NodeServer:
         self.request_shutdown(None)
 
     async def stop(self) -> None:
+        if self.admin is not None:  # first, so /readyz stops answering before clients are cut
+            await self.admin.stop()
         if self._timer is not None:
             self._timer.cancel()
         for server in self.servers:

@@ -7,7 +7,7 @@ GET/SET and the configuration reference in the README.
 
 from __future__ import annotations
 
-from kvcluster.common.config import Config, Setting
+from kvcluster.common.config import Config, ConfigError, OnlyValue, Refuse, Setting, format_memory, parse_memory
 
 GB = 1024**3
 MB = 1024**2
@@ -27,17 +27,22 @@ NODE_SETTINGS: list[Setting] = [
     Setting(
         "proto-max-multibulk-len",
         "int",
-        1024 * 1024 * 1024,
+        2**31 - 1,  # Redis's fixed limit (INT_MAX)
         "Largest number of arguments in one request (kvcluster addition)",
         minimum=1,
+        maximum=2**31 - 1,
     ),
     Setting("client-query-buffer-limit", "memory", GB, "Largest query buffer of one client", minimum=1024 * 1024),
     Setting(
         "client-output-buffer-limit",
         "args",
-        ["normal", "0", "0", "0", "replica", "256mb", "64mb", "60", "pubsub", "32mb", "8mb", "60"],
-        "Output buffer limits per class: <class> <hard> <soft> <soft-seconds> ...",
-        aliases=(),
+        # Normalized as CONFIG GET shows it in Redis 7 ("slave" class, bytes).
+        ["normal", "0", "0", "0", "slave", "268435456", "67108864", "60", "pubsub", "33554432", "8388608", "60"],
+        "Output buffer limits per class: <class> <hard> <soft> <soft-seconds> ...; "
+        "each line or CONFIG SET changes only the classes it names",
+        validate=lambda words: _obuf_check(words),
+        merge=lambda old, new: _obuf_words({**_obuf_classes(old), **_obuf_classes(new)}),
+        rewrite_lines=lambda words: _obuf_rewrite_lines(words),
     ),
     Setting("databases", "int", 16, "Number of databases", mutable=False, minimum=1, maximum=1 << 20),
     # -- security ---------------------------------------------------------------
@@ -97,5 +102,311 @@ NODE_SETTINGS: list[Setting] = [
 ]
 
 
+# -- client-output-buffer-limit: classes set one at a time, as in Redis --------------
+
+_OBUF_CLASSES = ("normal", "slave", "pubsub")  # Redis's names, in CONFIG GET's order
+
+
+def _obuf_classes(words: list[str]) -> dict[str, tuple[int, int, int]]:
+    """``<class> <hard> <soft> <soft-seconds>`` groups -> class -> limits (Redis's error wording)."""
+    if len(words) % 4:
+        raise ConfigError("Wrong number of arguments in buffer limit configuration.")
+    classes: dict[str, tuple[int, int, int]] = {}
+    for i in range(0, len(words), 4):
+        name = words[i].lower()
+        name = "slave" if name == "replica" else name
+        if name not in _OBUF_CLASSES:
+            raise ConfigError("Invalid client class specified in buffer limit configuration.")
+        try:
+            limits = (parse_memory(words[i + 1]), parse_memory(words[i + 2]), int(words[i + 3]))
+        except (ConfigError, ValueError):
+            limits = (-1, -1, -1)
+        if min(limits) < 0:
+            raise ConfigError("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+        classes[name] = limits
+    return classes
+
+
+def _obuf_check(words: list[str]) -> None:
+    _obuf_classes(words)
+
+
+def _obuf_words(classes: dict[str, tuple[int, int, int]]) -> list[str]:
+    return [w for name in _OBUF_CLASSES if name in classes for w in (name, *map(str, classes[name]))]
+
+
+def _obuf_rewrite_lines(words: list[str]) -> list[list[str]]:
+    # Like Redis: one line per class, only the classes that differ from the default.
+    defaults = _obuf_classes(_OBUF_DEFAULT)
+    return [
+        [name, format_memory(hard), format_memory(soft), str(seconds)]
+        for name, (hard, soft, seconds) in _obuf_classes(words).items()
+        if defaults.get(name) != (hard, soft, seconds)
+    ]
+
+
+_OBUF_DEFAULT = ["normal", "0", "0", "0", "slave", "268435456", "67108864", "60", "pubsub", "33554432", "8388608", "60"]
+
+
+# -- redis.conf compatibility ------------------------------------------------------------
+#
+# Directives of Redis 7's redis.conf (Debian's /etc/redis/redis.conf among them) that
+# kvcluster does not implement. Each is either harmless to ignore (a tuning knob or an
+# encoding detail: any value is accepted, with a warning) or would change semantics we do
+# not provide: then only the value matching what kvcluster actually does is accepted
+# (``appendonly no``, ``maxmemory 0``, ``save ""``), and anything else fails start-up and
+# CONFIG SET with the reason, rather than promising durability or limits we lack.
+# A real setting of the same name in NODE_SETTINGS replaces the entry here.
+
+
+# ``user default on nopass ~* &* +@all``: what CONFIG REWRITE of a real Redis writes.
+_UNRESTRICTED_DEFAULT_USER = frozenset(["on", "nopass", "~*", "&*", "+@all", "allkeys", "allchannels", "allcommands"])
+
+
+class _CheckUser:
+    accepts = "only an unrestricted default user"
+
+    def __call__(self, words: list[str]) -> None:
+        if words and (words[0] != "default" or not set(words[1:]) <= _UNRESTRICTED_DEFAULT_USER):
+            raise ConfigError("ACL users are not supported: use requirepass (only an unrestricted default user is)")
+
+
+_NO_AOF = "AOF persistence is not implemented in this build; only used with 'appendonly yes'"
+_NO_RDB = "RDB snapshots are not implemented in this build"
+_NO_MAXMEMORY = "no memory limit is enforced (maxmemory must be 0), so eviction settings never apply"
+_REPL_TUNING = "replication transfer tuning kvcluster's replication does not use"
+_ENCODING = "memory encoding threshold: values are stored as Python objects, replies are unaffected"
+
+REDIS_CONF_COMPAT: list[Setting] = [
+    # -- persistence: refuse values that would promise durability ------------------------
+    Setting(
+        "appendonly",
+        "bool",
+        False,
+        "Append-only file persistence",
+        ignored_reason="AOF persistence is not implemented in this build",
+        validate=OnlyValue(False, "AOF persistence is not implemented in this build: refusing 'appendonly yes'"),
+        flag=False,
+    ),
+    Setting(
+        "save",
+        "args",
+        [],
+        "RDB save points: <seconds> <changes> ...",
+        ignored_reason=_NO_RDB,
+        validate=OnlyValue([], f'{_NO_RDB}: refusing save points (use save "")'),
+        repeatable=True,
+        flag=False,
+    ),
+    Setting("appendfilename", "str", "appendonly.aof", "AOF file name", ignored_reason=_NO_AOF, flag=False),
+    Setting("appenddirname", "str", "appendonlydir", "AOF directory", ignored_reason=_NO_AOF, flag=False),
+    Setting(
+        "appendfsync",
+        "enum",
+        "everysec",
+        "AOF fsync policy",
+        choices=("always", "everysec", "no"),
+        ignored_reason=_NO_AOF,
+        flag=False,
+    ),
+    Setting("no-appendfsync-on-rewrite", "bool", False, "", ignored_reason=_NO_AOF, flag=False),
+    Setting("auto-aof-rewrite-percentage", "int", 100, "", ignored_reason=_NO_AOF, minimum=0, flag=False),
+    Setting("auto-aof-rewrite-min-size", "memory", 64 * MB, "", ignored_reason=_NO_AOF, minimum=0, flag=False),
+    Setting("aof-load-truncated", "bool", True, "", ignored_reason=_NO_AOF, flag=False),
+    Setting("aof-use-rdb-preamble", "bool", True, "", ignored_reason=_NO_AOF, flag=False),
+    Setting("aof-timestamp-enabled", "bool", False, "", ignored_reason=_NO_AOF, flag=False),
+    Setting("aof-rewrite-incremental-fsync", "bool", True, "", ignored_reason=_NO_AOF, flag=False),
+    Setting("stop-writes-on-bgsave-error", "bool", True, "", ignored_reason=_NO_RDB, flag=False),
+    Setting("rdbcompression", "bool", True, "", ignored_reason=_NO_RDB, flag=False),
+    Setting("rdbchecksum", "bool", True, "", ignored_reason=_NO_RDB, flag=False),
+    Setting("rdb-del-sync-files", "bool", False, "", ignored_reason=_NO_RDB, flag=False),
+    Setting("rdb-save-incremental-fsync", "bool", True, "", ignored_reason=_NO_RDB, flag=False),
+    # -- replication -------------------------------------------------------------------------
+    Setting(
+        "replica-read-only",
+        "bool",
+        True,
+        "Replicas refuse writes",
+        ignored_reason="replicas are always read-only",
+        validate=OnlyValue(True, "writable replicas are not supported (they diverge from their leader)"),
+        flag=False,
+    ),
+    Setting(
+        "replica-serve-stale-data",
+        "bool",
+        True,
+        "",
+        ignored_reason="only affects replicas, and this build has no replication yet",
+        flag=False,
+    ),
+    Setting(
+        "replica-priority",
+        "int",
+        100,
+        "",
+        ignored_reason="only affects promotion of replicas, and this build has no replication yet",
+        minimum=0,
+        flag=False,
+    ),
+    Setting("replica-lazy-flush", "bool", False, "", ignored_reason="frees are synchronous", flag=False),
+    Setting("repl-diskless-sync", "bool", True, "", ignored_reason=_REPL_TUNING, flag=False),
+    Setting("repl-diskless-sync-delay", "int", 5, "", ignored_reason=_REPL_TUNING, minimum=0, flag=False),
+    Setting("repl-diskless-sync-max-replicas", "int", 0, "", ignored_reason=_REPL_TUNING, minimum=0, flag=False),
+    Setting(
+        "repl-diskless-load",
+        "enum",
+        "disabled",
+        "",
+        choices=("disabled", "on-empty-db", "swapdb"),
+        ignored_reason=_REPL_TUNING,
+        flag=False,
+    ),
+    Setting("repl-disable-tcp-nodelay", "bool", False, "", ignored_reason=_REPL_TUNING, flag=False),
+    # -- memory: refuse a limit we would not enforce -------------------------------------------
+    Setting(
+        "maxmemory",
+        "memory",
+        0,
+        "Memory limit",
+        ignored_reason="maxmemory is not enforced in this build",
+        validate=OnlyValue(0, "maxmemory is not enforced in this build: refusing a limit that would not be honoured"),
+        flag=False,
+    ),
+    Setting(
+        "maxmemory-policy",
+        "enum",
+        "noeviction",
+        "",
+        choices=(
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ),
+        ignored_reason=_NO_MAXMEMORY,
+        flag=False,
+    ),
+    Setting("maxmemory-samples", "int", 5, "", ignored_reason=_NO_MAXMEMORY, minimum=1, flag=False),
+    Setting("maxmemory-eviction-tenacity", "int", 10, "", ignored_reason=_NO_MAXMEMORY, minimum=0, flag=False),
+    Setting("replica-ignore-maxmemory", "bool", True, "", ignored_reason=_NO_MAXMEMORY, flag=False),
+    Setting("lfu-log-factor", "int", 10, "", ignored_reason=_NO_MAXMEMORY, minimum=0, flag=False),
+    Setting("lfu-decay-time", "int", 1, "", ignored_reason=_NO_MAXMEMORY, minimum=0, flag=False),
+    Setting(
+        "maxmemory-clients",
+        "memory",
+        0,
+        "",
+        ignored_reason="client eviction is not implemented",
+        validate=OnlyValue(
+            0, "client eviction is not implemented in this build: refusing a limit that would be ignored"
+        ),
+        flag=False,
+    ),
+    # -- features we do not have: refuse turning them on ----------------------------------------
+    Setting(
+        "notify-keyspace-events",
+        "str",
+        "",
+        "Keyspace notification classes",
+        ignored_reason="keyspace notifications are not implemented in this build",
+        validate=OnlyValue("", 'keyspace notifications are not implemented in this build: only "" is accepted'),
+        flag=False,
+    ),
+    Setting(
+        "unixsocket",
+        "str",
+        "",
+        "",
+        ignored_reason="Unix sockets are not supported",
+        validate=OnlyValue("", "Unix sockets are not supported: clients could not connect to it"),
+        flag=False,
+    ),
+    Setting("unixsocketperm", "str", "0", "", ignored_reason="Unix sockets are not supported", flag=False),
+    Setting(
+        "tls-port",
+        "int",
+        0,
+        "",
+        ignored_reason="TLS is not supported",
+        validate=OnlyValue(0, "TLS is not supported in this build"),
+        flag=False,
+    ),
+    Setting(
+        "cluster-enabled",
+        "bool",
+        False,
+        "",
+        ignored_reason="Redis Cluster is not supported",
+        validate=OnlyValue(False, "Redis Cluster mode is not supported: kvcluster replicates a leader to replicas"),
+        flag=False,
+    ),
+    Setting(
+        "aclfile",
+        "str",
+        "",
+        "",
+        ignored_reason="ACL files are not supported",
+        validate=OnlyValue("", "ACL files are not supported: use requirepass"),
+        flag=False,
+    ),
+    Setting(
+        "user",
+        "args",
+        [],
+        "",
+        ignored_reason="the unrestricted default user is what requirepass gives",
+        validate=_CheckUser(),
+        repeatable=True,
+        hidden=True,
+        flag=False,
+    ),
+    Setting(
+        "rename-command",
+        "args",
+        [],
+        "",
+        ignored_reason="commands cannot be renamed",
+        validate=Refuse("renaming or disabling commands is not supported (refusing rather than leaving it enabled)"),
+        hidden=True,
+        flag=False,
+    ),
+    # -- harmless: observability and tuning knobs -----------------------------------------------
+    Setting("acllog-max-len", "int", 128, "", ignored_reason="ACL LOG is not implemented", minimum=0, flag=False),
+    Setting("latency-monitor-threshold", "int", 0, "", ignored_reason="LATENCY is not implemented", flag=False),
+    Setting("latency-tracking", "bool", True, "", ignored_reason="INFO latencystats is not reported", flag=False),
+    Setting(
+        "latency-tracking-info-percentiles",
+        "args",
+        ["50", "99", "99.9"],
+        "",
+        ignored_reason="INFO latencystats is not reported",
+        flag=False,
+    ),
+    Setting(
+        "tracking-table-max-keys", "int", 10**6, "", ignored_reason="CLIENT TRACKING is not implemented", flag=False
+    ),
+    Setting("active-expire-effort", "int", 1, "", ignored_reason="the expiry cycle's effort is fixed", flag=False),
+    Setting("activedefrag", "bool", False, "", ignored_reason="no jemalloc, no defragmentation", flag=False),
+    Setting("syslog-ident", "str", "redis", "", ignored_reason="logs go to stdout or logfile", flag=False),
+    Setting("syslog-facility", "str", "local0", "", ignored_reason="logs go to stdout or logfile", flag=False),
+    Setting("hash-max-listpack-entries", "int", 512, "", ignored_reason=_ENCODING, flag=False),
+    Setting("hash-max-listpack-value", "int", 64, "", ignored_reason=_ENCODING, flag=False),
+    Setting("list-max-listpack-size", "int", -2, "", ignored_reason=_ENCODING, flag=False),
+    Setting("list-compress-depth", "int", 0, "", ignored_reason=_ENCODING, flag=False),
+    Setting("set-max-intset-entries", "int", 512, "", ignored_reason=_ENCODING, flag=False),
+    Setting("zset-max-listpack-entries", "int", 128, "", ignored_reason=_ENCODING, flag=False),
+    Setting("zset-max-listpack-value", "int", 64, "", ignored_reason=_ENCODING, flag=False),
+    Setting("hll-sparse-max-bytes", "memory", 3000, "", ignored_reason=_ENCODING, flag=False),
+    Setting("stream-node-max-bytes", "memory", 4096, "", ignored_reason=_ENCODING, flag=False),
+    Setting("stream-node-max-entries", "int", 100, "", ignored_reason=_ENCODING, flag=False),
+]
+
+
 def node_config() -> Config:
-    return Config(list(NODE_SETTINGS))
+    # The compatibility entries only fill gaps: a real setting of the same name wins.
+    taken = {name for s in NODE_SETTINGS for name in (s.name, *s.aliases)}
+    return Config(list(NODE_SETTINGS) + [s for s in REDIS_CONF_COMPAT if s.name not in taken])

@@ -15,10 +15,15 @@ FAMILIES = (
     "connection",
     "strings",
     "keys",
+    "hashes",
+    "sets",
+    "lists",
+    "zsets",
     "databases",
     "transactions",
     "pubsub",
     "server",
+    "config",
 )
 
 

@@ -347,9 +347,21 @@ class PythonRequestParser:
 
 
 class HiredisRequestParser:
-    """hiredis fast path, checked against the read, with exact fallback to :class:`PythonRequestParser`."""
+    """hiredis fast path, checked against the read, with exact fallback to :class:`PythonRequestParser`.
 
-    __slots__ = ("_chunk", "_limits", "_pos", "_py", "_reader", "_use_hiredis")
+    Two ways to check what hiredis returns (see the module docstring):
+
+    * A read without any of the bytes ``+ = ( ~ | > %`` (nearly every read: keys
+      and values rarely hold them) is *plain*: hiredis can only have built
+      top-level lists from ``*`` and bytes from ``$`` there, so a command is
+      right when it is a non-empty list of bytes -- one C-level ``b"".join`` tells
+      (it raises for ints, None, floats and nested aggregates). The offset of
+      the next command is only worked out when the Python parser takes over.
+    * Any other read is checked byte by byte: ``*`` and ``$`` at the offsets a
+      canonical encoding of each command implies.
+    """
+
+    __slots__ = ("_chunk", "_delivered", "_limits", "_plain", "_pos", "_py", "_reader", "_use_hiredis")
 
     def __init__(self, limits: ParserLimits = DEFAULT_LIMITS):
         if _hiredis is None:  # pragma: no cover
@@ -358,9 +370,12 @@ class HiredisRequestParser:
         self._reader = _hiredis.Reader()
         self._py = PythonRequestParser(limits)
         self._use_hiredis = False
-        # The read hiredis is parsing and the offset where its next command starts.
+        # The read hiredis is parsing and the offset where its next command starts
+        # (plain reads: the commands delivered so far instead, see _next_offset).
         self._chunk = b""
         self._pos = 0
+        self._plain = False
+        self._delivered: list[list[bytes]] = []
 
     @property
     def inline_seen(self) -> bool:
@@ -381,21 +396,28 @@ class HiredisRequestParser:
         limits = self._limits
         if (
             data[:1] == b"*"
-            and py.idle()
             and not py.auth_required
+            and py.idle()
             and len(data) <= limits.max_bulk_len
             and len(data) <= 6 * limits.max_multibulk_len
-            and _small_aggregates_only(data)
+            and not _BIG_ARRAY_HEADER.search(data)
         ):
-            self._reader.feed(data)
-            self._use_hiredis = True
-            self._chunk = data
-            self._pos = 0
-        else:
-            py.feed(data)
+            plain = len(data.translate(None, _NON_PLAIN_BYTES)) == len(data)
+            if plain or _small_aggregates_only(data):
+                self._reader.feed(data)
+                self._use_hiredis = True
+                self._chunk = data
+                self._pos = 0
+                self._plain = plain
+                if plain:
+                    self._delivered = []
+                return
+        py.feed(data)
 
     def pending(self) -> int:
-        return len(self._chunk) - self._pos if self._use_hiredis else self._py.pending()
+        if not self._use_hiredis:
+            return self._py.pending()
+        return len(self._chunk) - self._next_offset()
 
     def idle(self) -> bool:
         return not self._use_hiredis and self._py.idle()
@@ -403,9 +425,23 @@ class HiredisRequestParser:
     def next_command(self) -> list[bytes] | None:
         if not self._use_hiredis:
             return self._py.next_command()
+        reader = self._reader
+        # MemoryError: a huge count makes hiredis size a list; TypeError: a RESP3 map or set
+        # with an aggregate as a key (unhashable). Neither is a request: the Python parser says why.
         try:
-            cmd = self._reader.gets()
-        except (_hiredis.ProtocolError, MemoryError):  # MemoryError: a huge count makes hiredis size a list
+            cmd = reader.gets()
+        except (_hiredis.ProtocolError, MemoryError, TypeError):
+            return self._fall_back()
+        if self._plain:
+            if cmd is False:
+                return self._end_of_plain_read()
+            if cmd.__class__ is list and cmd:
+                try:
+                    b"".join(cmd)  # TypeError unless every argument is bytes (the read is at most 512 MiB)
+                except TypeError:
+                    return self._fall_back()
+                self._delivered.append(cmd)
+                return cmd
             return self._fall_back()
         chunk, pos = self._chunk, self._pos
         if cmd is False:
@@ -430,6 +466,36 @@ class HiredisRequestParser:
         self._pos = pos
         return cmd
 
+    def _end_of_plain_read(self) -> None:
+        reader = self._reader
+        if not reader.has_data():
+            # hiredis has consumed every byte, but may sit inside a command whose header
+            # it has read. A probe command tells: it comes back alone only at a boundary.
+            reader.feed(b"*1\r\n$0\r\n\r\n")
+            try:
+                probe = reader.gets()
+            except _hiredis.ProtocolError:  # hiredis had read a type byte ("*", "$", ":"...) the probe cannot follow
+                probe = None
+            if probe == [b""] and not reader.has_data():
+                self._use_hiredis = False
+                self._chunk = b""
+                self._delivered = []
+                return None
+        return self._fall_back()
+
+    def _next_offset(self) -> int:
+        """Where the first command hiredis has not delivered starts in the read."""
+        if not self._plain:
+            return self._pos
+        pos = 0
+        for cmd in self._delivered:
+            n = len(cmd)
+            pos += 3 + len(str(n))
+            for arg in cmd:
+                size = len(arg)
+                pos += size + 5 + len(str(size))
+        return pos
+
     def _fall_back(self) -> list[bytes] | None:
         self._hand_over()
         return self._py.next_command()
@@ -438,11 +504,18 @@ class HiredisRequestParser:
         # The Python parser takes the read from the first command hiredis did not deliver.
         self._reader = _hiredis.Reader()
         self._use_hiredis = False
-        chunk, pos = self._chunk, self._pos
+        chunk, pos = self._chunk, self._next_offset()
         self._chunk = b""
         self._pos = 0
+        self._delivered = []
+        self._plain = False
         self._py.feed(chunk[pos:] if pos else chunk)
 
+
+# Bytes that start a RESP reply type hiredis turns into bytes or a list but a request
+# may not contain (status, verbatim, big number, set, attribute, push) or into a dict
+# (map): a read without them is "plain" (see HiredisRequestParser).
+_NON_PLAIN_BYTES = b"+=(~|>%"
 
 # hiredis sizes a list as soon as it reads an aggregate header, before the elements arrive,
 # and freeing a list of a billion empty slots takes seconds: a read where hiredis could

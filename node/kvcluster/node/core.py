@@ -16,6 +16,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter_ns
 from typing import Any
 
 from kvcluster.common.config import Config
@@ -105,9 +106,20 @@ class Node:
         self.loading = False
         # Set by the I/O shell: called to stop the process (SHUTDOWN, signals).
         self.request_shutdown: Callable[[bool | None], None] = lambda save: None
-        self._slowlog_threshold_us = config["slowlog-log-slower-than"]
+        self._slowlog_threshold_ns = 0
+        self._set_slowlog_threshold(config["slowlog-log-slower-than"])
         config.on_change("slowlog-log-slower-than", self._set_slowlog_threshold)
         config.on_change("slowlog-max-len", lambda n: self._trim_slowlog())
+        # Access bookkeeping (OBJECT FREQ / IDLETIME) follows maxmemory-policy: LFU counters or LRU stamps.
+        self._apply_lfu_config()
+        for name in ("maxmemory-policy", "lfu-log-factor", "lfu-decay-time"):
+            config.on_change(name, lambda value: self._apply_lfu_config())
+
+    def _apply_lfu_config(self) -> None:
+        ks = self.keyspace
+        ks.lfu_log_factor = self.config["lfu-log-factor"]
+        ks.lfu_decay_time = self.config["lfu-decay-time"]
+        ks.set_lfu(str(self.config["maxmemory-policy"]).endswith("-lfu"))
 
     # -- clients ---------------------------------------------------------------
 
@@ -195,7 +207,7 @@ class Node:
         """Run a handler with statistics; the part of dispatch MULTI/EXEC reuses."""
         ks = self.keyspace
         dirty_before = ks.dirty
-        start = time.perf_counter_ns()
+        start = perf_counter_ns()
         try:
             reply = cmd.handler(client, args)  # type: ignore[misc]
         except CommandError as e:
@@ -205,15 +217,15 @@ class Node:
             log.exception("error executing %r", args[:3])
             reply = self._error(cmd, f"ERR internal error executing '{cmd.full_name}': {type(e).__name__}")
             cmd.failed_calls += 1
-        duration = time.perf_counter_ns() - start
+        duration = perf_counter_ns() - start
         cmd.calls += 1
-        cmd.usec += duration // 1000
+        cmd.nsec += duration
         cmd.latency_buckets[duration.bit_length()] += 1
         self.stats.total_commands_processed += 1
         client.last_command = cmd  # CLIENT LIST cmd= (the full name, e.g. client|list)
-        if duration // 1000 >= self._slowlog_threshold_us >= 0:
+        if duration >= self._slowlog_threshold_ns:
             self._add_slowlog(client, args, duration // 1000)
-        if ks.dirty != dirty_before and cmd.is_write and ks.watched:
+        if ks.dirty != dirty_before and ks.watched and cmd.is_write:
             for i in cmd.key_positions(args):
                 ks.signal_modified(client.db, args[i])
         # Like Redis, admin commands (CONFIG, DEBUG, ...) are too sensitive to show to monitors.
@@ -262,7 +274,8 @@ class Node:
     # -- slow log and monitor ---------------------------------------------------
 
     def _set_slowlog_threshold(self, value: int) -> None:
-        self._slowlog_threshold_us = value
+        # Compared with each call's duration in ns; a negative setting disables the log.
+        self._slowlog_threshold_ns = value * 1000 if value >= 0 else 1 << 62
 
     def _add_slowlog(self, client: Client, args: list[bytes], duration_us: int) -> None:
         maxlen = self.config["slowlog-max-len"]

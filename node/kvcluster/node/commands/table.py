@@ -78,7 +78,7 @@ class Command:
     get_keys: Callable[[list[bytes]], list[int]] | None = None
     # Statistics (INFO commandstats, /metrics). Plain ints: cheaper than metric objects.
     calls: int = 0
-    usec: int = 0
+    nsec: int = 0  # summed in ns: a sub-microsecond call would add nothing to a usec total
     rejected_calls: int = 0
     failed_calls: int = 0
     # log2 histogram of durations in nanoseconds: index = duration_ns.bit_length().
@@ -94,6 +94,10 @@ class Command:
         self.allow_in_pubsub = False
 
     @property
+    def usec(self) -> int:
+        return self.nsec // 1000
+
+    @property
     def full_name(self) -> str:
         return f"{self.parent.name}|{self.name}" if self.parent else self.name
 
@@ -107,7 +111,7 @@ class Command:
         return list(range(self.first_key, min(last, len(args) - 1) + 1, self.key_step or 1))
 
     def reset_stats(self) -> None:
-        self.calls = self.usec = self.rejected_calls = self.failed_calls = 0
+        self.calls = self.nsec = self.rejected_calls = self.failed_calls = 0
         self.latency_buckets = [0] * 64
         for sub in self.subcommands.values():
             sub.reset_stats()

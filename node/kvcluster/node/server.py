@@ -98,14 +98,11 @@ class Connection(asyncio.Protocol):
                 if args is None:
                     break
                 reply = execute(client, args)
-                if reply.__class__ is bytes:  # a bulk string, the same in RESP2 and RESP3: inlined for GET
-                    encoded = b"$%d\r\n%b\r\n" % (len(reply), reply)
-                elif reply.__class__ is ErrorReply and _is_http_command(args[0]):  # unknown to the table
+                if reply.__class__ is ErrorReply and _is_http_command(args[0]):  # unknown to the table
                     self._abort_cross_protocol()
                     return
-                else:
-                    # After the call: HELLO may have switched the client's protocol.
-                    encoded = client.encode(reply)
+                # After the call: HELLO may have switched the client's protocol.
+                encoded = client.encode(reply)
                 out.append(encoded)
                 if client.close_after_reply:
                     self.closing = True

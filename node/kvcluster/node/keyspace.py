@@ -31,6 +31,12 @@ A key present for the whole scan keeps its newest entry, which predates the
 scan, so it is returned at least once however the table grows or shrinks.
 Compaction is O(n) but amortized over at least as many inserts, and it also
 serves RANDOMKEY (a uniform pick from a list at least half live).
+Termination: new keys go to the end of the list, so a scan chasing them while
+keys keep being created would never end. Each scan therefore remembers its
+horizon, the sequence number the next new key had when the scan began (kept per
+outstanding cursor in a small bounded table), and ends once it passes it: keys
+created during a scan may or may not be returned, as in Redis. A cursor the
+table no longer knows gets a fresh horizon, which only delays the end.
 
 Access clock. ``Database.access`` maps each key to the coarse LRU clock at its
 last access (``lookup``/``set``; ``peek`` does not count): Unix seconds, advanced
@@ -115,6 +121,7 @@ class Database:
         "_expire_scan",
         "_expire_scan_pos",
         "_scan_compact_at",
+        "_scan_horizons",
         "access",
         "data",
         "expires",
@@ -144,6 +151,8 @@ class Database:
         self.scan_seqs: list[int] = []
         self.scan_base = 1  # cursor 0 means "start"
         self._scan_compact_at = _SCAN_COMPACT_SLACK
+        # Outstanding SCAN cursor -> that scan's horizon (module docstring, "Termination").
+        self._scan_horizons: dict[int, int] = {}
 
     def expire_sample(self, n: int) -> list[bytes]:
         """The next ``n`` keys with a TTL for the active expiry cycle."""
@@ -287,6 +296,9 @@ class Database:
             self._maybe_compact_scan()
         keys = self.scan_keys
         n = len(keys)
+        horizon = self._scan_horizons.pop(cursor, None) if cursor else None
+        if horizon is None:
+            horizon = self._scan_seq_at(n)  # every entry from here on is newer than this scan
         i = self._scan_index(cursor)
         data = self.data
         expires = self.expires
@@ -300,7 +312,16 @@ class Database:
                 out.append(key)
                 if len(out) >= count:
                     break
-        return (self._scan_seq_at(i) if i < n else 0), out
+        next_cursor = self._scan_seq_at(i) if i < n else 0
+        if next_cursor >= horizon:
+            return 0, out  # everything older than the scan has been walked
+        if next_cursor:
+            horizons = self._scan_horizons
+            if len(horizons) >= _SCAN_HORIZONS_MAX:
+                del horizons[next(iter(horizons))]  # the oldest outstanding cursor
+            # Two scans at the same cursor: the later horizon is right for both (it only adds new keys).
+            horizons[next_cursor] = max(horizon, horizons.get(next_cursor, 0))
+        return next_cursor, out
 
     def random_key(self) -> bytes | None:
         data = self.data
@@ -374,6 +395,8 @@ class Database:
 
 # Stale SCAN-order entries tolerated beyond one per live key before compacting.
 _SCAN_COMPACT_SLACK = 1024
+# Outstanding SCAN cursors whose horizon a database remembers.
+_SCAN_HORIZONS_MAX = 1024
 
 # Everything SWAPDB exchanges: all per-key state, not the identity (id, keyspace) or the clock.
 _SWAPPED_SLOTS = (
@@ -386,6 +409,7 @@ _SWAPPED_SLOTS = (
     "scan_seqs",
     "scan_base",
     "_scan_compact_at",
+    "_scan_horizons",
 )
 
 

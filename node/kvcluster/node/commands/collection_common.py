@@ -372,10 +372,22 @@ _SNAPSHOTS = _SnapshotTable()
 
 
 def parse_cursor(arg: bytes) -> int:
-    # Redis reads the cursor with strtoul: an unsigned 64-bit decimal.
-    if not arg.isdigit() or len(arg) > 20 or int(arg) >= 1 << 64:
+    # Redis reads the cursor with strtoul: an unsigned 64-bit decimal with an optional sign
+    # ("-1" wraps around to 2**64 - 1), "" reads as 0, a NUL byte ends the C string; no
+    # leading space, nothing after the digits, no overflow.
+    if arg[:1].isspace():
         raise CommandError("ERR invalid cursor")
-    return int(arg)
+    text = arg.split(b"\0", 1)[0]
+    digits = text[1:] if text[:1] in (b"+", b"-") else text
+    if not digits.isdigit():
+        if text:
+            raise CommandError("ERR invalid cursor")
+        return 0
+    digits = digits.lstrip(b"0") or b"0"
+    if len(digits) > 20 or int(digits) >= 1 << 64:
+        raise CommandError("ERR invalid cursor")
+    value = int(digits)
+    return (-value) % (1 << 64) if text[:1] == b"-" else value
 
 
 def parse_scan_options(args: list[bytes], start: int, allow_novalues: bool = False) -> tuple[int, Any, bool]:
@@ -411,11 +423,16 @@ def scan_collection(source: Any, keys: Iterable[Any], cursor: int, count: int) -
     snapshot; the caller must skip those no longer present.
     """
     size = len(source)
-    if cursor == 0 and size <= max(count, SCAN_ONE_SHOT):
+    small = size <= max(count, SCAN_ONE_SHOT)
+    if cursor == 0 and small:
         return 0, list(keys)
     snap_id, pos = cursor >> _CURSOR_SHIFT, cursor & _POS_MASK
     snap = _SNAPSHOTS.get(snap_id, source) if cursor else None
     if snap is None:
+        if small:
+            # An unknown cursor on a small collection: all of it, as Redis answers any
+            # cursor for its compact encodings.
+            return 0, list(keys)
         elements = list(keys)
         snap_id = _SNAPSHOTS.new(source, elements)
     else:

@@ -4,11 +4,17 @@ A sorted set is a :class:`~kvcluster.node.keyspace.ZSet`: ``dict`` member -> sco
 plus a ``SortedList`` of ``(score, member)`` tuples, which is exactly Redis's
 order (score, then member bytes). Positions in it are ranks; score ranges are
 found by bisecting with 1-tuples (``(s,)`` sorts before every ``(s, member)``);
-lex ranges assume, like Redis, that all members share one score.
+lex ranges are meant for members sharing one score (then they bisect too); over
+mixed scores they walk the members the way Redis walks a small sorted set.
 
 Scores come back as doubles: the RESP encoder writes a float as a RESP3 double
 or, in RESP2, as a bulk string formatted like Redis (``%.17g``). WITHSCORES
 replies are flat in RESP2 and nested ``[member, score]`` pairs in RESP3.
+
+A score of -0 is stored as 0 (``+ 0.0``), as Redis's compact (listpack) encoding
+stores every integral score as an integer; a score computed and answered directly
+(ZINCRBY's new score, ZUNION/ZINTER without STORE) keeps its sign, as in Redis.
+(Redis's skiplist encoding, for sets over 128 members, keeps a stored -0: not modelled.)
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from typing import Any
 from kvcluster.common.resp import NULL_ARRAY, CommandError
 from kvcluster.node.client import Client
 from kvcluster.node.commands.collection_common import (
-    NOT_FLOAT,
     OUT_OF_RANGE,
     SYNTAX,
     get_numkeys_keys,
@@ -48,18 +53,14 @@ NOT_FLOAT_RANGE = "ERR min or max is not a float"
 NOT_LEX_RANGE = "ERR min or max not valid string range item"
 
 
-def parse_score(arg: bytes, error: str = NOT_FLOAT) -> float:
-    # "+ 0.0" turns -0 into 0: Redis replies 0 for a member added with score -0.
-    return parse_float(arg, error) + 0.0
-
-
 def _write_zset(client: Client, key: bytes) -> ZSet | None:
     return client.db.lookup_typed(key, ZSet)
 
 
 def _build_zset(pairs: list[tuple[float, bytes]]) -> ZSet:
-    """A ZSet from ``(score, member)`` pairs with distinct members."""
+    """A ZSet from ``(score, member)`` pairs with distinct members (-0 stored as 0)."""
     z = ZSet()
+    pairs = [(s + 0.0, m) for s, m in pairs]
     z.dict = {m: s for s, m in pairs}
     z.sorted = SortedList(pairs)
     return z
@@ -96,7 +97,9 @@ def d2string(score: float) -> bytes:
 def _parse_score_bound(arg: bytes) -> tuple[float, bool]:
     """``1.5``, ``(1.5`` (exclusive), ``-inf``, ``+inf`` -> (value, exclusive)."""
     exclusive = arg[:1] == b"("
-    value = parse_range_float(arg[1:] if exclusive else arg)
+    # Redis hands the argument to strtod as a C string: a NUL byte ends it.
+    text = (arg[1:] if exclusive else arg).split(b"\0", 1)[0]
+    value = parse_range_float(text)
     if value is None:
         raise CommandError(NOT_FLOAT_RANGE)
     return value, exclusive
@@ -150,35 +153,94 @@ def _lex_lte_max(member: bytes, high: LexBound) -> bool:
     return member < value if exclusive else member <= value
 
 
-def _lex_span(z: ZSet, low: LexBound, high: LexBound) -> tuple[int, int]:
-    """Index span [start, end) of the members within a lex range."""
+def _lex_bounds_cross(low: LexBound, high: LexBound) -> bool:
+    """Redis's test for a lex range that is always empty (min > max, or min == max with an open end)."""
+    lo_kind, lo_value, lo_ex = low
+    hi_kind, hi_value, hi_ex = high
+    if lo_kind and lo_kind == hi_kind:
+        return False  # "- -" or "+ +": the same special string compares equal (and is never open)
+    if lo_kind < 0 or hi_kind > 0:
+        return False
+    if lo_kind > 0 or hi_kind < 0:
+        return True
+    return lo_value > hi_value or (lo_value == hi_value and (lo_ex or hi_ex))
+
+
+def _lex_span(z: ZSet, low: LexBound, high: LexBound) -> tuple[int, int] | None:
+    """Index span [start, end) of the members within a lex range; None if the scores are mixed.
+
+    With one score (what lex ranges are for) the members in range are contiguous and
+    found by bisecting. With mixed scores Redis's answer depends on how it walks the
+    elements: see :func:`_lex_walk`.
+    """
     sl = z.sorted
     size = len(sl)
-    if not size:
+    if not size or _lex_bounds_cross(low, high):
         return 0, 0
     score = sl[0][0]
-    if sl[-1][0] == score:
-        # One score (the case lex ranges are meant for): bisect on (score, member).
-        kind, value, exclusive = low
-        if kind:
-            start = 0 if kind < 0 else size
-        else:
-            start = sl.bisect_right((score, value)) if exclusive else sl.bisect_left((score, value))
-        kind, value, exclusive = high
-        if kind:
-            end = 0 if kind < 0 else size
-        else:
-            end = sl.bisect_left((score, value)) if exclusive else sl.bisect_right((score, value))
-        return start, max(start, end)
-    # Mixed scores: undefined in Redis; walk like its skiplist does (first member
-    # past the minimum, then while within the maximum).
-    start = 0
-    while start < size and not _lex_gte_min(sl[start][1], low):
-        start += 1
-    end = start
-    while end < size and _lex_lte_max(sl[end][1], high):
-        end += 1
-    return start, end
+    if sl[-1][0] != score:
+        return None
+    kind, value, exclusive = low
+    if kind:
+        start = 0 if kind < 0 else size
+    else:
+        start = sl.bisect_right((score, value)) if exclusive else sl.bisect_left((score, value))
+    kind, value, exclusive = high
+    if kind:
+        end = 0 if kind < 0 else size
+    else:
+        end = sl.bisect_left((score, value)) if exclusive else sl.bisect_right((score, value))
+    return start, max(start, end)
+
+
+def _lex_walk(
+    z: ZSet, low: LexBound, high: LexBound, reverse: bool, offset: int = 0, limit: int = -1
+) -> list[tuple[float, bytes]]:
+    """A lex range over mixed scores, walked the way Redis walks a small sorted set.
+
+    Nothing unless the last member is >= min and the first <= max. Forward: from the
+    first member >= min (nothing if it is > max), skip ``offset`` members without
+    looking at them, then take members while they are <= max. Reverse: from the last
+    member <= max (nothing if it is < min), skip back ``offset``, take while >= min.
+    """
+    sl = z.sorted
+    size = len(sl)
+    if offset < 0 or limit == 0 or not _lex_gte_min(sl[-1][1], low) or not _lex_lte_max(sl[0][1], high):
+        return []
+    out: list[tuple[float, bytes]] = []
+    if reverse:
+        i = size - 1
+        while i >= 0 and not _lex_lte_max(sl[i][1], high):
+            i -= 1
+        if i < 0 or not _lex_gte_min(sl[i][1], low):
+            return []
+        i -= offset
+        while i >= 0 and len(out) != limit and _lex_gte_min(sl[i][1], low):
+            out.append(sl[i])
+            i -= 1
+        return out
+    i = 0
+    while i < size and not _lex_gte_min(sl[i][1], low):
+        i += 1
+    if i >= size or not _lex_lte_max(sl[i][1], high):
+        return []
+    i += offset
+    while i < size and len(out) != limit and _lex_lte_max(sl[i][1], high):
+        out.append(sl[i])
+        i += 1
+    return out
+
+
+def _lex_forward_span(z: ZSet, low: LexBound, high: LexBound) -> tuple[int, int]:
+    """The span ZLEXCOUNT and ZREMRANGEBYLEX work on (forward walk, no LIMIT)."""
+    span = _lex_span(z, low, high)
+    if span is not None:
+        return span
+    pairs = _lex_walk(z, low, high, False)
+    if not pairs:
+        return 0, 0
+    start = z.sorted.bisect_left(pairs[0])
+    return start, start + len(pairs)
 
 
 def _span_slice(z: ZSet, start: int, end: int, reverse: bool, offset: int, limit: int) -> list[tuple[float, bytes]]:
@@ -238,7 +300,7 @@ def _zadd(client: Client, args: list[bytes], incr: bool):
     if incr and elements > 2:
         raise CommandError("ERR INCR option supports a single increment-element pair")
     # Every score is parsed before anything changes: ZADD does all or nothing.
-    pairs = [(parse_score(args[j]), args[j + 1]) for j in range(i, n, 2)]
+    pairs = [(parse_float(args[j]), args[j + 1]) for j in range(i, n, 2)]
     key = args[1]
     z = _write_zset(client, key)
     if z is None and xx:
@@ -253,7 +315,7 @@ def _zadd(client: Client, args: list[bytes], incr: bool):
         if current is None:
             if xx:
                 continue
-            z.add(member, score)
+            z.add(member, score + 0.0)
             added += 1
             processed += 1
             continue
@@ -267,7 +329,7 @@ def _zadd(client: Client, args: list[bytes], incr: bool):
             continue
         processed += 1
         if score != current:
-            z.add(member, score)
+            z.add(member, score + 0.0)
             updated += 1
     if added or updated:
         client.node.keyspace.dirty += added + updated
@@ -326,7 +388,7 @@ def zlexcount(client: Client, args: list[bytes]) -> int:
     z = lookup_read(client, args[1], ZSet)
     if z is None:
         return 0
-    start, end = _lex_span(z, low, high)
+    start, end = _lex_forward_span(z, low, high)
     return end - start
 
 
@@ -421,7 +483,11 @@ def _zrange_generic(
     elif range_type == _SCORE:
         pairs = _span_slice(z, *_score_span(z, low, high), reverse, offset, limit)
     else:
-        pairs = _span_slice(z, *_lex_span(z, lex_low, lex_high), reverse, offset, limit)
+        span = _lex_span(z, lex_low, lex_high)
+        if span is None:
+            pairs = _lex_walk(z, lex_low, lex_high, reverse, offset, limit)
+        else:
+            pairs = _span_slice(z, *span, reverse, offset, limit)
     if store is not None:
         return _store(client, store, pairs)
     return _with_scores(client, pairs, withscores)
@@ -524,7 +590,7 @@ def zremrangebylex(client: Client, args: list[bytes]) -> int:
     z = _write_zset(client, args[1])
     if z is None:
         return 0
-    return _remove_span(client, args[1], z, *_lex_span(z, low, high))
+    return _remove_span(client, args[1], z, *_lex_forward_span(z, low, high))
 
 
 def _pop(client: Client, key: bytes, z: ZSet, count: int, from_max: bool) -> list[tuple[float, bytes]]:
@@ -541,7 +607,7 @@ def _pop(client: Client, key: bytes, z: ZSet, count: int, from_max: bool) -> lis
         del d[member]
     if not d:
         client.db.delete(key)
-    client.node.keyspace.dirty += 1
+    client.node.keyspace.dirty += len(pairs)  # one change per member, as Redis counts
     return pairs
 
 
@@ -578,7 +644,7 @@ def zpopmax(client: Client, args: list[bytes]) -> list:
     "zmpop",
     -4,
     "write",
-    keys=(2, 2, 1),
+    keys=(0, 0, 0),
     group="sorted_set",
     summary="Pops members from the first non-empty sorted set.",
     get_keys=get_numkeys_keys(1),
@@ -612,6 +678,9 @@ def zrandmember(client: Client, args: list[bytes]):
     z = lookup_read(client, args[1], ZSet)
     if z is None or count == 0:
         return []
+    if count >= len(z):
+        # The whole set, in the order Redis's set-operation iterator walks it: highest first.
+        return _with_scores(client, z.sorted.islice(reverse=True), withscores)
     members = random_picks(z.dict, count)
     if not withscores:
         return members
@@ -761,21 +830,21 @@ _numkeys_1 = get_numkeys_keys(1)
 
 
 @command(
-    "zunion", -3, "readonly", keys=(2, 2, 1), group="sorted_set", summary="Unions sorted sets.", get_keys=_numkeys_1
+    "zunion", -3, "readonly", keys=(0, 0, 0), group="sorted_set", summary="Unions sorted sets.", get_keys=_numkeys_1
 )
 def zunion(client: Client, args: list[bytes]) -> list:
     return _combine_command(client, args, _UNION)
 
 
 @command(
-    "zinter", -3, "readonly", keys=(2, 2, 1), group="sorted_set", summary="Intersects sorted sets.", get_keys=_numkeys_1
+    "zinter", -3, "readonly", keys=(0, 0, 0), group="sorted_set", summary="Intersects sorted sets.", get_keys=_numkeys_1
 )
 def zinter(client: Client, args: list[bytes]) -> list:
     return _combine_command(client, args, _INTER)
 
 
 @command(
-    "zdiff", -3, "readonly", keys=(2, 2, 1), group="sorted_set", summary="Subtracts sorted sets.", get_keys=_numkeys_1
+    "zdiff", -3, "readonly", keys=(0, 0, 0), group="sorted_set", summary="Subtracts sorted sets.", get_keys=_numkeys_1
 )
 def zdiff(client: Client, args: list[bytes]) -> list:
     return _combine_command(client, args, _DIFF)
@@ -824,7 +893,7 @@ def zdiffstore(client: Client, args: list[bytes]) -> int:
     "zintercard",
     -3,
     "readonly",
-    keys=(2, 2, 1),
+    keys=(0, 0, 0),
     group="sorted_set",
     summary="Counts the intersection of sorted sets.",
     get_keys=_numkeys_1,
@@ -850,10 +919,10 @@ def zintercard(client: Client, args: list[bytes]) -> int:
 @command("zscan", -3, "readonly", keys=(1, 1, 1), group="sorted_set", summary="Iterates over members and scores.")
 def zscan(client: Client, args: list[bytes]) -> list:
     cursor = parse_cursor(args[2])
-    count, matcher, _ = parse_scan_options(args, 3)
     z = lookup_read(client, args[1], ZSet)
     if z is None:
-        return [b"0", []]
+        return [b"0", []]  # like Redis, before the options are even looked at
+    count, matcher, _ = parse_scan_options(args, 3)
     scores = z.dict
     # Score order, as Redis returns small (listpack) sorted sets in one go.
     next_cursor, members = scan_collection(z, (m for _, m in z.sorted), cursor, count)

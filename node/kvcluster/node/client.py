@@ -29,6 +29,7 @@ class Client:
     __slots__ = (
         "addr",
         "authenticated",
+        "blocked",
         "close_after_reply",
         "conn",
         "created",
@@ -48,6 +49,7 @@ class Client:
         "node",
         "obuf_soft_since",
         "patterns",
+        "replica",
         "resp",
         "shard_subscriptions",
         "slow_path",
@@ -84,6 +86,11 @@ class Client:
         self.no_evict = False
         # Client class for output buffer limits: normal, pubsub, replica.
         self.kind = "normal"
+        # Leader side: the replication state of a replica connected through this client.
+        self.replica: Any = None
+        # A command is waiting (WAIT, a semi-sync write): the connection reads no further
+        # commands until :meth:`unblock` sends its reply.
+        self.blocked = False
         self.obuf_soft_since = 0.0
         self.update_slow_path()
 
@@ -119,6 +126,17 @@ class Client:
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
+
+    def unblock(self, reply: Any) -> None:
+        """Send the reply of the command this client waits on and go on with its next commands."""
+        if not self.blocked:
+            return
+        self.blocked = False
+        if self.conn is not None:
+            self.conn.write(self.encode(reply))
+            resume = getattr(self.conn, "resume", None)
+            if resume is not None:
+                resume()
 
     def flags_string(self) -> str:
         # Redis's letters, in Redis's order (CLIENT LIST flags=).

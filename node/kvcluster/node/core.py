@@ -24,7 +24,8 @@ from kvcluster.common.resp import CommandError, ErrorReply, Raw
 from kvcluster.node.client import Client
 from kvcluster.node.commands import load_command_table
 from kvcluster.node.commands.table import Command
-from kvcluster.node.keyspace import Keyspace
+from kvcluster.node.keyspace import Database, Keyspace
+from kvcluster.node.replication import ReplicationLog
 
 log = logging.getLogger("kvcluster.node")
 
@@ -56,6 +57,9 @@ class Stats:
         self.unexpected_error_replies = 0
         self.client_query_buffer_limit_disconnections = 0
         self.client_output_buffer_limit_disconnections = 0
+        self.sync_full = 0
+        self.sync_partial_ok = 0
+        self.sync_partial_err = 0
         self.error_counts: dict[str, int] = {}
 
 
@@ -110,6 +114,7 @@ class Node:
         self._set_slowlog_threshold(config["slowlog-log-slower-than"])
         config.on_change("slowlog-log-slower-than", self._set_slowlog_threshold)
         config.on_change("slowlog-max-len", lambda n: self._trim_slowlog())
+        self._init_replication()
         # Access bookkeeping (OBJECT FREQ / IDLETIME) follows maxmemory-policy: LFU counters or LRU stamps.
         self._apply_lfu_config()
         for name in ("maxmemory-policy", "lfu-log-factor", "lfu-decay-time"):
@@ -201,12 +206,22 @@ class Node:
             refused = self._check_context(client, cmd, args)
             if refused is not None:
                 return refused
+        if self.gate_closed and client.kind != "master":
+            refused = self._check_role(client, cmd)
+            if refused is not None:
+                return refused
         return self.call(client, cmd, args)
 
     def call(self, client: Client, cmd: Command, args: list[bytes]) -> Any:
         """Run a handler with statistics; the part of dispatch MULTI/EXEC reuses."""
         ks = self.keyspace
         dirty_before = ks.dirty
+        if self.snapshot_writers and cmd.is_write:
+            # A snapshot is being streamed: keys about to change in place are written first.
+            db_id = client.db.id
+            for writer in self.snapshot_writers:
+                for i in cmd.key_positions(args):
+                    writer.before_write(db_id, args[i])
         start = perf_counter_ns()
         try:
             reply = cmd.handler(client, args)  # type: ignore[misc]
@@ -225,13 +240,192 @@ class Node:
         client.last_command = cmd  # CLIENT LIST cmd= (the full name, e.g. client|list)
         if duration >= self._slowlog_threshold_ns:
             self._add_slowlog(client, args, duration // 1000)
-        if ks.dirty != dirty_before and ks.watched and cmd.is_write:
-            for i in cmd.key_positions(args):
-                ks.signal_modified(client.db, args[i])
+        if ks.dirty != dirty_before and cmd.is_write:
+            if ks.watched:
+                for i in cmd.key_positions(args):
+                    ks.signal_modified(client.db, args[i])
+            rewritten = self.rewritten
+            if rewritten is not None:
+                self.rewritten = None
+            if self.propagating and client.kind != "master":
+                if rewritten is None:
+                    self.propagate(client.db.id, args)
+                else:
+                    for effect in rewritten:
+                        self.propagate(client.db.id, effect)
+            if self.snapshot_writers and cmd.name == "swapdb":
+                for writer in self.snapshot_writers:
+                    writer.swap_dbs(int(args[1]), int(args[2]))
+            if self.write_waiters_enabled and client.kind == "normal":
+                self.last_write_offset = self.repl.offset
+        elif self.rewritten is not None:
+            self.rewritten = None
         # Like Redis, admin commands (CONFIG, DEBUG, ...) are too sensitive to show to monitors.
         if self.monitors and "admin" not in cmd.flags and "skip_monitor" not in cmd.flags:
             self._feed_monitors(client, args)
         return reply
+
+    # -- replication: role, write gate, propagation -------------------------------
+
+    def _init_replication(self) -> None:
+        config = self.config
+        self.repl = ReplicationLog(config["repl-backlog-size"])
+        config.on_change("repl-backlog-size", lambda size: self.repl.backlog.resize(size))
+        # Writes are streamed (backlog, replicas, later the AOF) once something consumes
+        # them: a leader's first replica, or always on a replica (it may be promoted).
+        self.propagating = False
+        # A write command's effects, when they differ from the command (set by handlers
+        # through replicate_as; consumed by call()).
+        self.rewritten: list[list[bytes]] | None = None
+        # While EXEC runs: the stream bytes of its writes, wrapped in MULTI/EXEC at the end.
+        self._exec_stream: list[tuple[int, list[bytes]]] | None = None
+        # Leader side: replica clients (syncing or online), by client id.
+        self.replicas: dict[int, Client] = {}
+        # Replica side: who we follow, and whether the link is up.
+        self.role = "master"
+        self.leader_addr: tuple[str, int] | None = None
+        self.link_up = False
+        self.link_down_since = time.time()
+        self.epoch = read_epoch(config["dir"])
+        self.fenced_by = 0  # a higher epoch we learned of while leading (0: none)
+        # Why writes / non-stale commands are refused right now (None: they are not).
+        self.write_refusal: str | None = None
+        self.stale_refusal: str | None = None
+        self.gate_closed = False
+        # Hooks the I/O shell fills in.
+        self.call_later: Callable[[float, Callable[[], None]], Any] = lambda delay, fn: None
+        self.on_role_change: Callable[[], None] = lambda: None
+        self.keyspace.on_expired_hook = self._propagate_expired
+        # RDB writers streaming a point-in-time snapshot (full syncs): see call().
+        self.snapshot_writers: list[Any] = []
+        # semi-sync: the stream offset after the last write of the current command
+        # (read by the shell to hold the reply until replicas have it).
+        self.write_waiters_enabled = config["durability"] == "semi-sync"
+        config.on_change("durability", self._set_durability)
+        self.last_write_offset = -1
+        self.repl_io: Any = None  # kvcluster.node.repl_io.ReplicationIO, set by the shell
+        self.update_gate()
+
+    def _set_durability(self, mode: str) -> None:
+        self.write_waiters_enabled = mode == "semi-sync"
+        self.update_gate()
+
+    def update_gate(self, good_replicas: int | None = None) -> None:
+        """Recompute which commands the role, the epoch and min-replicas refuse."""
+        config = self.config
+        refusal = None
+        if self.role != "master":
+            refusal = "READONLY You can't write against a read only replica."
+        elif self.fenced_by:
+            refusal = (
+                f"FENCED this node was leader at epoch {self.epoch} but epoch {self.fenced_by} exists: "
+                "writes go to the new leader"
+            )
+        elif config["min-replicas-to-write"] and config["min-replicas-max-lag"]:
+            if good_replicas is None:
+                good_replicas = self.good_replicas()
+            if good_replicas < config["min-replicas-to-write"]:
+                refusal = "NOREPLICAS Not enough good replicas to write."
+        if refusal is None and self.role == "master" and self.write_waiters_enabled:
+            # semi-sync: refuse up front (nothing applied) rather than apply a write no replica can confirm.
+            online = sum(1 for c in self.replicas.values() if c.replica is not None and c.replica.online)
+            if online < config["min-replicas-to-ack"]:
+                refusal = (
+                    f"NOREPLICAS semi-sync needs {config['min-replicas-to-ack']} connected replica(s) to acknowledge "
+                    f"writes, {online} connected"
+                )
+        self.write_refusal = refusal
+        stale = None
+        if self.role != "master" and not self.link_up and not config["replica-serve-stale-data"]:
+            stale = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+        self.stale_refusal = stale
+        self.gate_closed = refusal is not None or stale is not None
+
+    def good_replicas(self) -> int:
+        """Online replicas whose last ACK is at most min-replicas-max-lag seconds old."""
+        max_lag = self.config["min-replicas-max-lag"]
+        now = time.time()
+        return sum(
+            1
+            for c in self.replicas.values()
+            if c.replica is not None and c.replica.online and now - c.replica.ack_time <= max_lag
+        )
+
+    def _check_role(self, client: Client, cmd: Command) -> Any:
+        if self.stale_refusal is not None and "stale" not in cmd.flags:
+            return self._reject(client, cmd, self.stale_refusal)
+        if self.write_refusal is not None and (cmd.is_write or (cmd.name == "exec" and _queued_writes(client))):
+            return self._reject(client, cmd, self.write_refusal)
+        return None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Adopt a higher epoch: persisted (fsynced) before anything acts on it."""
+        if epoch <= self.epoch:
+            return
+        write_epoch(self.config["dir"], epoch)
+        self.epoch = epoch
+
+    def learn_epoch(self, epoch: int) -> None:
+        """Another node or a sentinel speaks of ``epoch``: a leader behind it is fenced at once."""
+        if epoch <= self.epoch:
+            return
+        if self.role == "master":
+            self.fenced_by = max(self.fenced_by, epoch)
+            log.warning("epoch %d is newer than ours (%d): refusing writes until repointed", epoch, self.epoch)
+        else:
+            self.set_epoch(epoch)
+        self.update_gate()
+
+    def replicate_as(self, *effects: list[bytes]) -> None:
+        """From a write handler: replicate these commands instead of the one executed."""
+        self.rewritten = list(effects)
+
+    def propagate(self, db_id: int, args: list[bytes]) -> None:
+        """Append one write's effect to the stream (backlog, replicas)."""
+        if self._exec_stream is not None:
+            self._exec_stream.append((db_id, args))
+            return
+        self._feed_stream(self.repl.command_bytes(db_id, args))
+
+    def _feed_stream(self, data: bytes) -> None:
+        self.repl.feed(data)
+        for client in self.replicas.values():
+            info = client.replica
+            if info is None:
+                continue
+            if info.online:
+                client.push_raw(data)
+            else:
+                info.pending.append(data)
+                info.pending_bytes += len(data)
+
+    def relay(self, data: bytes) -> None:
+        """Replica side: stream bytes applied from our leader go to our own log and sub-replicas."""
+        self._feed_stream(data)
+
+    def _propagate_expired(self, db: Database, key: bytes) -> None:
+        if self.propagating:
+            self.propagate(db.id, [b"DEL", key])
+
+    def begin_exec(self) -> None:
+        if self.propagating:
+            self._exec_stream = []
+
+    def end_exec(self) -> None:
+        effects = self._exec_stream
+        self._exec_stream = None
+        if not effects:
+            return
+        if len(effects) == 1:
+            self.propagate(*effects[0])
+            return
+        # Like Redis 7: a transaction with several effects replicates as MULTI ... EXEC, in the
+        # database of its first write (SELECTs inside follow the stream's rules).
+        repl = self.repl
+        data = [repl.command_bytes(effects[0][0], [b"MULTI"])]
+        data.extend(repl.command_bytes(db_id, args) for db_id, args in effects)
+        data.append(repl.command_bytes(repl.selected_db, [b"EXEC"]))
+        self._feed_stream(b"".join(data))
 
     def _check_context(self, client: Client, cmd: Command, args: list[bytes]) -> Any:
         if not client.authenticated and "no_auth" not in cmd.flags:
@@ -297,6 +491,42 @@ class Node:
         for m in list(self.monitors):
             if m is not client:
                 m.push_raw(line)
+
+
+def _queued_writes(client: Client) -> bool:
+    return client.multi is not None and any(c.is_write for c, _ in client.multi)
+
+
+EPOCH_FILE = "kvcluster-epoch"
+
+
+def read_epoch(directory: str) -> int:
+    """The highest epoch this node has seen, persisted in its data directory (0: none)."""
+    try:
+        with open(os.path.join(directory or ".", EPOCH_FILE)) as f:
+            return int(f.read().strip() or 0)
+    except FileNotFoundError:
+        return 0
+    except ValueError as e:
+        raise RuntimeError(f"{os.path.join(directory, EPOCH_FILE)} is corrupt: {e}") from None
+
+
+def write_epoch(directory: str, epoch: int) -> None:
+    """Persist ``epoch`` atomically: temp file, fsync, rename, fsync of the directory."""
+    directory = directory or "."
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, EPOCH_FILE)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(f"{epoch}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unknown_command(args: list[bytes]) -> str:

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from kvcluster.common.config import Config
-from kvcluster.common.resp import ErrorReply, ParserLimits, ProtocolError, make_request_parser
+from kvcluster.common.resp import ErrorReply, ParserLimits, ProtocolError, Raw, make_request_parser
 from kvcluster.node.client import Client
 from kvcluster.node.commands.server import sample_server_metrics
 from kvcluster.node.core import Node
@@ -35,6 +35,8 @@ _REPLY_FLUSH_SIZE = 64 * 1024
 # to talk to us (cross protocol scripting). Redis drops such connections without a reply.
 _HTTP_COMMAND_NAMES = (b"post", b"host:")
 _SECURITY_WARNING_INTERVAL = 60.0
+# The reply of a command whose real reply is held (semi-sync): nothing for now.
+_HELD = Raw(b"")
 _last_security_warning = -_SECURITY_WARNING_INTERVAL
 
 
@@ -83,10 +85,25 @@ class Connection(asyncio.Protocol):
         if client is None or self.closing:
             return
         client.last_interaction = time.monotonic()
+        self.node.stats.total_net_input_bytes += len(data)
+        self.parser.feed(data)
+        if client.blocked:  # WAIT or a semi-sync write: later commands wait for its reply
+            self._check_query_buffer(client)
+        else:
+            self._process(client)
+
+    def resume(self) -> None:
+        """The client was unblocked: run the commands that arrived meanwhile (soon, not nested)."""
+        asyncio.get_running_loop().call_soon(self._resume)
+
+    def _resume(self) -> None:
+        client = self.client
+        if client is not None and not self.closing and not client.blocked:
+            self._process(client)
+
+    def _process(self, client: Client) -> None:
         node = self.node
-        node.stats.total_net_input_bytes += len(data)
         parser = self.parser
-        parser.feed(data)
         execute = node.execute
         out: list[bytes] = []
         out_size = 0
@@ -98,7 +115,12 @@ class Connection(asyncio.Protocol):
                 if args is None:
                     break
                 reply = execute(client, args)
-                if reply.__class__ is ErrorReply and _is_http_command(args[0]):  # unknown to the table
+                if node.last_write_offset >= 0:  # semi-sync: the reply waits for the replicas
+                    node.last_write_offset = -1
+                    if client.kind == "normal" and node.role == "master" and node.repl_io is not None:
+                        node.repl_io.hold_for_acks(client, reply)
+                        reply = _HELD
+                elif reply.__class__ is ErrorReply and _is_http_command(args[0]):  # unknown to the table
                     self._abort_cross_protocol()
                     return
                 # After the call: HELLO may have switched the client's protocol.
@@ -106,6 +128,8 @@ class Connection(asyncio.Protocol):
                 out.append(encoded)
                 if client.close_after_reply:
                     self.closing = True
+                    break
+                if client.blocked:
                     break
                 if client.authenticated == auth_required:  # AUTH, HELLO or RESET changed it
                     parser.auth_required = auth_required = not client.authenticated
@@ -131,7 +155,12 @@ class Connection(asyncio.Protocol):
             self.write(b"".join(out) if len(out) > 1 else out[0])
         if self.closing:
             self.close()
-        elif parser.pending() > (
+        else:
+            self._check_query_buffer(client)
+
+    def _check_query_buffer(self, client: Client) -> None:
+        node = self.node
+        if self.parser.pending() > (
             self.server.query_buffer_limit
             if client.authenticated
             else min(self.server.query_buffer_limit, UNAUTH_QUERY_BUFFER_LIMIT)
@@ -156,8 +185,12 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        if self.client is not None:
-            self.node.remove_client(self.client)
+        client = self.client
+        if client is not None:
+            self.node.remove_client(client)
+            repl_io = self.node.repl_io
+            if repl_io is not None:
+                repl_io.client_gone(client)
 
     # -- ClientConnection ---------------------------------------------------------
 
@@ -226,6 +259,9 @@ class NodeServer:
         self._timer: asyncio.TimerHandle | None = None
         self.node.request_shutdown = self.request_shutdown
         self.ports: list[int] = []
+        from kvcluster.node.repl_io import ReplicationIO
+
+        self.repl_io = ReplicationIO(self)
         self.admin: Any = None  # the HTTP admin server (kvcluster.node.admin) when admin-port is set
 
     def _set_obuf_limits(self, words: list[str]) -> None:
@@ -296,6 +332,7 @@ class NodeServer:
             # Like Redis: up to 25% of each tick's time on active expiry.
             self.node.keyspace.active_expire_cycle(time_limit_us=int(250_000 / hz))
             self._close_idle_clients()
+            self.repl_io.cron()
             sample_server_metrics(self.node)  # INFO's instantaneous rates, every 100 ms
         except Exception:
             log.exception("error in periodic task")
@@ -333,6 +370,7 @@ class NodeServer:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self.start()
+        self.repl_io.start()
         if self.config["admin-port"]:
             from kvcluster.node.admin import AdminServer, resolve_admin_port
 
@@ -362,6 +400,7 @@ class NodeServer:
             await self.admin.stop()
         if self._timer is not None:
             self._timer.cancel()
+        await self.repl_io.stop()
         for server in self.servers:
             server.close()
         for client in list(self.node.clients.values()):

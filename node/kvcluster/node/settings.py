@@ -50,6 +50,60 @@ NODE_SETTINGS: list[Setting] = [
     # -- persistence (the durability issue fills these in) -----------------------
     Setting("dir", "str", ".", "Working directory for data files"),
     Setting("dbfilename", "str", "dump.rdb", "Snapshot file name"),
+    # -- replication ------------------------------------------------------------
+    Setting(
+        "replicaof",
+        "args",
+        [],
+        "Follow this leader: <host> <port> (empty: be a leader)",
+        validate=lambda words: _replicaof_check(words),
+    ),
+    Setting("masterauth", "str", "", "Password to AUTH with on the leader"),
+    Setting("masteruser", "str", "", "User name to AUTH with on the leader (with masterauth)"),
+    Setting("repl-backlog-size", "memory", MB, "Replication backlog size", minimum=16 * 1024),
+    Setting("repl-backlog-ttl", "int", 3600, "Free the backlog after this many seconds without replicas", minimum=0),
+    Setting("repl-timeout", "int", 60, "Seconds without data or pings before a replication link is dropped", minimum=1),
+    Setting("repl-ping-replica-period", "int", 10, "Seconds between the leader's PINGs to its replicas", minimum=1),
+    Setting("replica-priority", "int", 100, "Promotion priority for sentinels (lower first, 0 never)", minimum=0),
+    Setting("replica-announce-ip", "str", "", "Address the leader and sentinels should use for this replica"),
+    Setting("replica-announce-port", "int", 0, "Port the leader and sentinels should use (0: the real port)"),
+    Setting(
+        "replica-serve-stale-data",
+        "bool",
+        True,
+        "A replica whose link is down still answers reads (no: -MASTERDOWN)",
+    ),
+    Setting("min-replicas-to-write", "int", 0, "Refuse writes unless this many replicas are connected", minimum=0),
+    Setting(
+        "min-replicas-max-lag",
+        "int",
+        10,
+        "A replica counts for min-replicas-to-write while its last ACK is this recent (seconds); "
+        "also the leader lease (docs/guarantees.md)",
+        minimum=0,
+    ),
+    Setting(
+        "durability",
+        "enum",
+        "async",
+        "async: acknowledge writes at once; semi-sync: only once min-replicas-to-ack replicas have them "
+        "(kvcluster addition)",
+        choices=("async", "semi-sync"),
+    ),
+    Setting(
+        "min-replicas-to-ack",
+        "int",
+        1,
+        "semi-sync: replicas that must acknowledge a write before its reply (kvcluster addition)",
+        minimum=1,
+    ),
+    Setting(
+        "semi-sync-timeout",
+        "int",
+        5000,
+        "semi-sync: ms to wait for acknowledgements before answering -NOREPLICAS (kvcluster addition)",
+        minimum=1,
+    ),
     # -- server -----------------------------------------------------------------
     Setting("hz", "int", 10, "Background task frequency (active expiry, timeouts)", minimum=1, maximum=500),
     Setting("slowlog-log-slower-than", "int", 10000, "Log commands slower than this many microseconds"),
@@ -231,23 +285,6 @@ REDIS_CONF_COMPAT: list[Setting] = [
         validate=OnlyValue(True, "writable replicas are not supported (they diverge from their leader)"),
         flag=False,
     ),
-    Setting(
-        "replica-serve-stale-data",
-        "bool",
-        True,
-        "",
-        ignored_reason="only affects replicas, and this build has no replication yet",
-        flag=False,
-    ),
-    Setting(
-        "replica-priority",
-        "int",
-        100,
-        "",
-        ignored_reason="only affects promotion of replicas, and this build has no replication yet",
-        minimum=0,
-        flag=False,
-    ),
     Setting("replica-lazy-flush", "bool", False, "", ignored_reason="frees are synchronous", flag=False),
     Setting("repl-diskless-sync", "bool", True, "", ignored_reason=_REPL_TUNING, flag=False),
     Setting("repl-diskless-sync-delay", "int", 5, "", ignored_reason=_REPL_TUNING, minimum=0, flag=False),
@@ -404,6 +441,19 @@ REDIS_CONF_COMPAT: list[Setting] = [
     Setting("stream-node-max-bytes", "memory", 4096, "", ignored_reason=_ENCODING, flag=False),
     Setting("stream-node-max-entries", "int", 100, "", ignored_reason=_ENCODING, flag=False),
 ]
+
+
+def _replicaof_check(words: list[str]) -> None:
+    if not words or [w.lower() for w in words] == ["no", "one"]:
+        return
+    if len(words) != 2:
+        raise ConfigError("replicaof takes <host> <port> (or no one)")
+    try:
+        port = int(words[1])
+    except ValueError:
+        raise ConfigError(f"invalid replicaof port {words[1]!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"invalid replicaof port {port}")
 
 
 def node_config() -> Config:

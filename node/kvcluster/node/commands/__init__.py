@@ -24,6 +24,7 @@ FAMILIES = (
     "pubsub",
     "server",
     "config",
+    "replication",
 )
 
 

@@ -181,6 +181,8 @@ def hincrbyfloat(client: Client, args: list[bytes]) -> bytes:
         client.db.set(key, h)
     h[field] = text
     client.node.keyspace.dirty += 1
+    # Replicated as the value it produced: replicas must not redo the float arithmetic.
+    client.node.replicate_as([b"HSET", key, field, text])
     return text
 
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from kvcluster.common.resp import OK, CommandError, Raw, Status, Verbatim
+from kvcluster.common.resp import OK, CommandError, Raw, Status, Verbatim, string2ll
 from kvcluster.node.client import Client
 from kvcluster.node.commands.collection_common import compile_glob
 from kvcluster.node.commands.connection import REDIS_COMPAT_VERSION
@@ -396,9 +396,9 @@ def _stats_section(node: Node) -> InfoFields:
         ("instantaneous_input_repl_kbps", "0.00"),
         ("instantaneous_output_repl_kbps", "0.00"),
         ("rejected_connections", stats.rejected_connections),
-        ("sync_full", 0),
-        ("sync_partial_ok", 0),
-        ("sync_partial_err", 0),
+        ("sync_full", stats.sync_full),
+        ("sync_partial_ok", stats.sync_partial_ok),
+        ("sync_partial_err", stats.sync_partial_err),
         ("expired_keys", ks.stat_expired_keys),
         ("expired_stale_perc", f"{ks.stat_expired_stale_perc * 100:.2f}"),
         ("expired_time_cap_reached_count", 0),
@@ -1119,12 +1119,10 @@ def slowlog_get(client: Client, args: list[bytes]) -> Any:
         raise CommandError("ERR unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP.")
     count = 10
     if len(args) == 3:
-        try:
-            count = int(args[2])
-        except ValueError:
-            count = -2
-        if count < -1:
+        parsed = string2ll(args[2])  # like Redis: no spaces, "+", "_" or values past LLONG_MAX
+        if parsed is None or parsed < -1:
             raise CommandError("ERR count should be greater than or equal to -1")
+        count = parsed
     entries = client.node.slowlog
     if count == -1:
         count = len(entries)

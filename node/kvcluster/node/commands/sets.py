@@ -99,6 +99,7 @@ def spop(client: Client, args: list[bytes]):
         if not s:
             client.db.delete(key)
         client.node.keyspace.dirty += 1
+        client.node.replicate_as([b"SREM", key, member])  # the random choice is made once, here
         return member
     if len(args) > 3:
         raise CommandError(SYNTAX)
@@ -111,10 +112,12 @@ def spop(client: Client, args: list[bytes]):
     if count >= len(s):
         client.db.delete(key)
         client.node.keyspace.dirty += 1
+        client.node.replicate_as([b"DEL", key])
         return s
     popped = set(random.sample(list(s), count))
     s.difference_update(popped)
     client.node.keyspace.dirty += 1
+    client.node.replicate_as([b"SREM", key, *popped])  # the random choice is made once, here
     return popped
 
 

@@ -204,6 +204,8 @@ def _set_generic(
     if expire is not None:
         # A time already past is stored as is: the key is expired on its next access, as in Redis 7.0.
         db.set_expire(key, when)
+        # Replicas get the absolute time (as Redis 7 propagates it), not a TTL they would restart.
+        client.node.replicate_as([b"SET", key, value, b"PXAT", b"%d" % when])
     client.node.keyspace.dirty += 1
     return old if flags & _GET else ok_reply
 
@@ -347,10 +349,13 @@ def getex(client: Client, args: list[bytes]) -> bytes | None:
         if flags & (_EXAT | _PXAT) and when <= ks.clock_ms() and not ks.is_replica:
             # An absolute time already past deletes the key now (checkAlreadyExpired).
             db.delete(key)
+            client.node.replicate_as([b"DEL", key])
         else:
             db.set_expire(key, when)
+            client.node.replicate_as([b"PEXPIREAT", key, b"%d" % when])
         ks.dirty += 1
     elif flags & _PERSIST and db.persist(key):
+        client.node.replicate_as([b"PERSIST", key])
         ks.dirty += 1
     return value
 
@@ -808,6 +813,8 @@ def incrbyfloat(client: Client, args: list[bytes]) -> bytes:
     text = format_long_double(total)
     client.db.set(key, text, keep_ttl=True)
     client.node.keyspace.dirty += 1
+    # Replicated as the value it produced: replicas must not redo the float arithmetic.
+    client.node.replicate_as([b"SET", key, text, b"KEEPTTL"])
     return text  # a bulk string in RESP3 too, as in Redis
 
 

@@ -86,10 +86,12 @@ def exec_(client: Client, args: list[bytes]) -> Any:
     call = node.call
     # Blocking commands see this and answer at once instead of blocking (like Redis).
     node.in_exec = True
+    node.begin_exec()  # the writes replicate as one MULTI ... EXEC
     try:
         return [call(client, cmd, cmd_args) for cmd, cmd_args in queued]
     finally:
         node.in_exec = False
+        node.end_exec()
 
 
 def _watched_key_expired(client: Client) -> bool:

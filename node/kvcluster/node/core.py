@@ -294,6 +294,9 @@ class Node:
         self.gate_closed = False
         # Hooks the I/O shell fills in.
         self.call_later: Callable[[float, Callable[[], None]], Any] = lambda delay, fn: None
+        self.call_soon: Callable[[Callable[[], None]], Any] = lambda fn: fn()
+        self._stream_out: list[bytes] = []
+        self._stream_flush_scheduled = False
         self.on_role_change: Callable[[], None] = lambda: None
         self.keyspace.on_expired_hook = self._propagate_expired
         # RDB writers streaming a point-in-time snapshot (full syncs): see call().
@@ -389,6 +392,21 @@ class Node:
 
     def _feed_stream(self, data: bytes) -> None:
         self.repl.feed(data)
+        if self.replicas:
+            # Sent once per event loop iteration, like Redis's beforeSleep: one write per
+            # replica for a whole pipeline of writes, not one per command.
+            self._stream_out.append(data)
+            if not self._stream_flush_scheduled:
+                self._stream_flush_scheduled = True
+                self.call_soon(self.flush_stream)
+
+    def flush_stream(self) -> None:
+        """Hand the stream bytes produced since the last flush to every replica."""
+        self._stream_flush_scheduled = False
+        if not self._stream_out:
+            return
+        data = b"".join(self._stream_out)
+        self._stream_out.clear()
         for client in self.replicas.values():
             info = client.replica
             if info is None:

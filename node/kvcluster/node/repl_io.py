@@ -88,6 +88,7 @@ class ReplicationIO:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.node.call_later = loop.call_later
+        self.node.call_soon = loop.call_soon
         leader = self.node.config["replicaof"]
         if leader and [w.lower() for w in leader] != ["no", "one"]:
             self.follow(leader[0], int(leader[1]))
@@ -105,16 +106,8 @@ class ReplicationIO:
     # -- leader side: full sync ---------------------------------------------------
 
     def start_full_sync(self, client: Client, eof_capa: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._full_sync(client, eof_capa))
-        self._sync_tasks.add(task)
-        task.add_done_callback(self._sync_tasks.discard)
-
-    async def _full_sync(self, client: Client, eof_capa: bool) -> None:
+        """Snapshot now (at the offset the FULLRESYNC reply named), stream it in the background."""
         node = self.node
-        info = client.replica
-        conn = client.conn
-        if info is None or conn is None:
-            return
         repl = node.repl
         writer = RDBWriter(
             node.keyspace,
@@ -124,9 +117,22 @@ class ReplicationIO:
             repl_stream_db=max(repl.selected_db, 0),
         )
         # From here on, writes are serialized into the snapshot before they change a key,
-        # and their stream bytes queue in info.pending.
-        repl.selected_db = -1  # the replica starts with db 0 selected: the next write must SELECT
+        # and their stream bytes queue in info.pending. The replica starts in db 0: the
+        # next write must SELECT.
+        repl.selected_db = -1
         node.snapshot_writers.append(writer)
+        task = asyncio.get_running_loop().create_task(self._full_sync(client, writer, eof_capa))
+        self._sync_tasks.add(task)
+        task.add_done_callback(self._sync_tasks.discard)
+
+    async def _full_sync(self, client: Client, writer: RDBWriter, eof_capa: bool) -> None:
+        node = self.node
+        info = client.replica
+        conn = client.conn
+        if info is None or conn is None:
+            with contextlib.suppress(ValueError):
+                node.snapshot_writers.remove(writer)
+            return
         info.state = "send_bulk"
         started = time.monotonic()
         try:

@@ -188,6 +188,9 @@ def _start_sync(client: Client, replid: str, offset_arg: bytes, old_protocol: bo
         node.repl.shift_replid()
         node.repl.clear_replid2()
         node.propagating = True
+    # Stream bytes not yet handed to replicas are in the backlog already: hand them out
+    # before this replica joins, or it would get them twice (backlog + flush).
+    node.flush_stream()
     decision = node.repl.psync(replid, offset)
     node.replicas[client.id] = client
     if isinstance(decision, PsyncContinue) and not old_protocol:
@@ -348,3 +351,62 @@ def _replication_info(node: Any) -> list[tuple[str, Any]]:
 
 
 register_info_section("replication", _replication_info)
+
+
+def _replication_metrics(node: Any) -> Any:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    repl = node.repl
+    yield GaugeMetricFamily("kvcluster_repl_offset", "Replication stream offset", value=repl.offset)
+    yield GaugeMetricFamily("kvcluster_epoch", "Fencing epoch this node is at", value=node.epoch)
+    yield GaugeMetricFamily("kvcluster_fenced", "1 if a newer epoch fenced us", value=int(bool(node.fenced_by)))
+    yield GaugeMetricFamily(
+        "kvcluster_master_link_up", "Replica: 1 while the link to the leader is up", value=1 if node.link_up else 0
+    )
+    yield GaugeMetricFamily(
+        "kvcluster_connected_replicas", "Replicas connected (syncing or online)", value=len(node.replicas)
+    )
+    offsets = GaugeMetricFamily(
+        "kvcluster_replica_offset", "Last offset each replica acknowledged", labels=["replica", "state"]
+    )
+    lag_bytes = GaugeMetricFamily(
+        "kvcluster_replica_lag_bytes", "Stream bytes each replica has not acknowledged", labels=["replica"]
+    )
+    lag_seconds = GaugeMetricFamily(
+        "kvcluster_replica_lag_seconds", "Seconds since each replica's last acknowledgement", labels=["replica"]
+    )
+    now = time.time()
+    for c in node.replicas.values():
+        info = c.replica
+        if info is None:
+            continue
+        name = f"{info.ip}:{info.listening_port}"
+        offsets.add_metric([name, info.state], info.ack_offset)
+        lag_bytes.add_metric([name], max(0, repl.offset - info.ack_offset))
+        lag_seconds.add_metric([name], now - info.ack_time if info.ack_time else 0)
+    yield offsets
+    yield lag_bytes
+    yield lag_seconds
+    stats = node.stats
+    yield CounterMetricFamily("kvcluster_sync_full", "Full resyncs served", value=stats.sync_full)
+    yield CounterMetricFamily("kvcluster_sync_partial_ok", "Partial resyncs accepted", value=stats.sync_partial_ok)
+    yield CounterMetricFamily("kvcluster_sync_partial_err", "Partial resyncs refused", value=stats.sync_partial_err)
+
+
+def _replication_readiness(node: Any) -> str | None:
+    # A replica serves reads only once it holds its leader's data (Kubernetes routes by this).
+    if node.role == "master":
+        return None
+    if not node.link_up:
+        return "replica: the link to the leader is down"
+    return None
+
+
+def _register_admin_hooks() -> None:
+    from kvcluster.node.admin import register_metrics, register_readiness_check
+
+    register_metrics(_replication_metrics)
+    register_readiness_check("replication", _replication_readiness)
+
+
+_register_admin_hooks()

@@ -1007,8 +1007,9 @@ def test_redis_loads_our_snapshot(redis_dir: Path) -> None:
         server.stop()
 
 
-def populate_compact_encodings(c: redis.Redis) -> dict[bytes, str]:
+def populate_compact_encodings(server: RedisServer) -> dict[str, str]:
     """Data that makes Redis 7 use each of its encodings; returns key -> expected OBJECT ENCODING."""
+    c = server.client()
     c.set("int8", 100)
     c.set("int16", -30000)
     c.set("int32", 2**31 - 1)
@@ -1029,10 +1030,9 @@ def populate_compact_encodings(c: redis.Redis) -> dict[bytes, str]:
     c.hset("hash-long-value", mapping={"f": "v" * 100})
     c.pexpire("short", 3_600_000)
     c.pexpire("zset-small", 7_200_000)
-    c1 = redis.Redis(host=c.connection_pool.connection_kwargs["host"], port=c.connection_pool.connection_kwargs["port"])
-    c1.select(7)
-    c1.set("in-db-7", "seven")
-    c1.close()
+    c7 = server.client(7)
+    c7.set("in-db-7", "seven")
+    c7.close()
     return {
         "int8": "int",
         "int16": "int",
@@ -1071,7 +1071,7 @@ def test_we_read_redis_snapshots_and_dump_payloads(redis_dir: Path, monkeypatch:
     try:
         c = server.client()
         c.execute_command("DEBUG", "QUICKLIST-PACKED-THRESHOLD", "400")
-        encodings = populate_compact_encodings(c)
+        encodings = populate_compact_encodings(server)
         for key, encoding in encodings.items():
             assert c.object("encoding", key).decode() == encoding, key
         expected = redis_contents(server)

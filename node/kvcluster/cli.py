@@ -245,7 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         target, _ = SUBCOMMANDS[argv[0]]
         module, func = target.split(":")
-        return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+        try:
+            return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+        except BrokenPipeError:
+            # Output piped into `head` and friends: not an error. Keep the interpreter's
+            # final flush from complaining about the closed pipe too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     parser = argparse.ArgumentParser(
         prog="kvcluster",
         description="kvcluster: a Redis-compatible, highly available key-value store.",

@@ -528,43 +528,43 @@ def save_rdb_file(keyspace: Keyspace, path: str | os.PathLike[str], **options: A
 def lzf_decompress(src: bytes, out_len: int) -> bytes:
     """Decompress liblzf data (Redis's LZF string encoding) that must expand to ``out_len`` bytes."""
     out = bytearray()
+    olen = 0  # len(out), tracked to save a call per token
     i = 0
     n = len(src)
-    while i < n:
-        ctrl = src[i]
-        i += 1
-        if ctrl < 32:
-            j = i + ctrl + 1  # a literal run of ctrl + 1 bytes
-            if j > n:
-                raise _BlobError(f"literal run of {ctrl + 1} bytes at byte {i - 1} overruns the input")
-            out += src[i:j]
-            i = j
-        else:
-            length = ctrl >> 5  # a back reference: length - 2, then the distance - 1
+    try:
+        while i < n:
+            ctrl = src[i]
+            i += 1
+            if ctrl < 32:  # a literal run of ctrl + 1 bytes
+                j = i + ctrl + 1
+                if j > n:
+                    raise _BlobError(f"literal run of {ctrl + 1} bytes at byte {i - 1} overruns the input")
+                out += src[i:j]
+                olen += j - i
+                i = j
+                continue
+            # A back reference: 3 bits of length - 2 (7: one more byte of it), 13 bits of distance - 1.
+            length = ctrl >> 5
             if length == 7:
-                if i >= n:
-                    raise _BlobError("back reference cut short")
                 length += src[i]
                 i += 1
-            if i >= n:
-                raise _BlobError("back reference cut short")
             length += 2
             dist = ((ctrl & 0x1F) << 8) + src[i] + 1
             i += 1
-            start = len(out) - dist
+            start = olen - dist
             if start < 0:
-                raise _BlobError(f"back reference {dist} bytes back, only {len(out)} decompressed")
+                raise _BlobError(f"back reference {dist} bytes back, only {olen} decompressed")
             if dist >= length:
                 out += out[start : start + length]
-            else:
-                # Overlapping copy: the last ``dist`` bytes repeat.
+            else:  # overlapping: the last ``dist`` bytes repeat
                 pattern = out[start:]
                 reps, rest = divmod(length, dist)
                 out += pattern * reps + pattern[:rest]
-        if len(out) > out_len:
-            raise _BlobError(f"decompresses to more than the declared {out_len} bytes")
-    if len(out) != out_len:
-        raise _BlobError(f"decompressed to {len(out)} bytes, declared {out_len}")
+            olen += length
+    except IndexError:
+        raise _BlobError("back reference cut short at the end of the input") from None
+    if olen != out_len:
+        raise _BlobError(f"decompressed to {olen} bytes, declared {out_len}")
     return bytes(out)
 
 

@@ -40,8 +40,7 @@ def sadd(client: Client, args: list[bytes]) -> int:
         before = len(s)
         s.update(args[2:])
         added = len(s) - before
-    if added:
-        client.node.keyspace.dirty += 1
+    client.node.keyspace.dirty += added  # one change per new member, as Redis counts them
     return added
 
 

@@ -301,6 +301,9 @@ class Node:
         self.call_later: Callable[[float, Callable[[], None]], Any] = lambda delay, fn: None
         self.call_soon: Callable[[Callable[[], None]], Any] = lambda fn: fn()
         self._stream_out: list[bytes] = []
+        # The append-only file's writer (the durability layer): called with the stream
+        # bytes of every write. It needs `propagating` on to receive anything.
+        self.write_log: Callable[[bytes], None] | None = None
         self._stream_flush_scheduled = False
         self.on_role_change: Callable[[], None] = lambda: None
         self.keyspace.on_expired_hook = self._propagate_expired
@@ -393,9 +396,16 @@ class Node:
         if self._exec_stream is not None:
             self._exec_stream.append((db_id, args))
             return
-        self._feed_stream(self.repl.command_bytes(db_id, args))
+        self._feed_writes(self.repl.command_bytes(db_id, args))
+
+    def _feed_writes(self, data: bytes) -> None:
+        """Stream bytes of writes: to replicas and, when enabled, the append-only file."""
+        self._feed_stream(data)
+        if self.write_log is not None:
+            self.write_log(data)
 
     def _feed_stream(self, data: bytes) -> None:
+        # Replicas only: also carries PING and REPLCONF GETACK, which the AOF does not want.
         self.repl.feed(data)
         if self.replicas:
             # Sent once per event loop iteration, like Redis's beforeSleep: one write per
@@ -424,7 +434,7 @@ class Node:
 
     def relay(self, data: bytes) -> None:
         """Replica side: stream bytes applied from our leader go to our own log and sub-replicas."""
-        self._feed_stream(data)
+        self._feed_writes(data)
 
     def _propagate_expired(self, db: Database, key: bytes) -> None:
         if self.propagating:
@@ -448,7 +458,7 @@ class Node:
         data = [repl.command_bytes(effects[0][0], [b"MULTI"])]
         data.extend(repl.command_bytes(db_id, args) for db_id, args in effects)
         data.append(repl.command_bytes(repl.selected_db, [b"EXEC"]))
-        self._feed_stream(b"".join(data))
+        self._feed_writes(b"".join(data))
 
     def _check_context(self, client: Client, cmd: Command, args: list[bytes]) -> Any:
         if not client.authenticated and "no_auth" not in cmd.flags:

@@ -108,6 +108,11 @@ def expired_keys(r: redis.Redis) -> int:
     return int(r.info("stats")["expired_keys"])
 
 
+def clear_of_a_minute_boundary() -> None:
+    """Wait until the next few seconds cross no minute boundary: LFU counters decay per minute."""
+    wait_until(lambda: 1 < time.time() % 60 < 50, timeout=15, what="a quiet part of the minute")
+
+
 def wait_past(deadline_ms: float) -> None:
     """Wait on the clock the node shares with us until ``deadline_ms`` (Unix ms) has passed."""
     wait_until(lambda: time.time() * 1000 > deadline_ms + 2, what="the TTL to pass")
@@ -250,7 +255,7 @@ def test_expire_sets_a_ttl_with_ms_precision(r2: redis.Redis) -> None:
     assert r2.execute_command("EXPIREAT", "k", 4_102_444_801) == 1
     assert r2.pexpiretime("k") == 4_102_444_801_000
     assert r2.expire("k", 100) is True
-    assert r2.ttl("k") == 100
+    assert r2.ttl("k") in (99, 100)  # rounded to the nearest second
 
 
 def test_expire_options_nx_xx_gt_lt(r2: redis.Redis) -> None:
@@ -261,17 +266,17 @@ def test_expire_options_nx_xx_gt_lt(r2: redis.Redis) -> None:
     assert r2.expire("k", 100, nx=True) is True
     assert r2.expire("k", 200, nx=True) is False
     assert r2.expire("k", 50, lt=True) is True
-    assert r2.ttl("k") == 50
+    assert r2.ttl("k") in (49, 50)  # rounded to the nearest second
     assert r2.expire("k", 60, lt=True) is False
     assert r2.expire("k", 40, gt=True) is False
     assert r2.expire("k", 70, gt=True) is True
     assert r2.expire("k", 80, xx=True) is True
     assert r2.execute_command("EXPIRE", "k", "90", "XX", "GT") == 1
     assert r2.execute_command("EXPIRE", "k", "10", "xx", "lt", "LT") == 1  # case and repeats are fine
-    assert r2.ttl("k") == 10
+    assert r2.ttl("k") in (9, 10)  # rounded to the nearest second
     assert r2.persist("k") is True
     assert r2.expire("k", 10, lt=True) is True  # LT always beats "no TTL"
-    assert r2.ttl("k") == 10
+    assert r2.ttl("k") in (9, 10)  # rounded to the nearest second
     assert r2.expire("nokey", 10) is False
     assert r2.expire("nokey", 10, nx=True) is False
 
@@ -350,7 +355,6 @@ def test_key_expires_lazily_when_touched(r2: redis.Redis, lazy_expiry: None) -> 
     before = expired_keys(r2)
     r2.set("k", "v", px=100)
     deadline = time.time() * 1000 + 100
-    assert r2.exists("k") == 1
     wait_past(deadline)
     # Nothing deleted it yet: it is still in memory ...
     assert r2.dbsize() == 1
@@ -802,12 +806,14 @@ def test_object_encoding_names_what_is_stored(r2: redis.Redis) -> None:
 
 def test_object_idletime_and_freq_under_lru(r2: redis.Redis) -> None:
     r2.set("k", "v")
-    assert r2.object("idletime", "k") == 0
+    # 0, or 1 if the coarse access clock (a second, advanced hz times a second) ticked in between.
+    assert r2.object("idletime", "k") in (0, 1)
     assert error_of(r2, "OBJECT", "FREQ", "k") == NOT_LFU
     assert r2.object("freq", "nokey") is None
 
 
 def test_object_under_lfu(r2: redis.Redis, lfu: None) -> None:
+    clear_of_a_minute_boundary()
     r2.set("k", "v")
     assert r2.object("freq", "k") == 5  # Redis's LFU_INIT_VAL: a new key is not the coldest
     for _ in range(10):
@@ -834,7 +840,7 @@ def test_object_under_lfu(r2: redis.Redis, lfu: None) -> None:
     assert r2.object("freq", "k2") == 19  # COPY read the source: one more access
     r2.config_set("maxmemory-policy", "allkeys-lru")
     assert error_of(r2, "OBJECT", "FREQ", "k2") == NOT_LFU
-    assert r2.object("idletime", "k2") == 0
+    assert r2.object("idletime", "k2") in (0, 1)  # the switch restarted the access clocks
 
 
 def test_object_help_and_errors(r2: redis.Redis, raw3: RawClient) -> None:
@@ -1390,7 +1396,6 @@ SCRIPTS: dict[str, list[tuple[str, ...]]] = {
         ("OBJECT", "IDLETIME", "nokey"),
         ("OBJECT", "REFCOUNT", "nokey"),
         ("OBJECT", "FREQ", "a"),
-        ("OBJECT", "IDLETIME", "a"),
         ("OBJECT", "FOO", "a"),
         ("OBJECT",),
         ("OBJECT", "HELP", "extra"),
@@ -1478,6 +1483,8 @@ SCRIPTS: dict[str, list[tuple[str, ...]]] = {
 @pytest.mark.parametrize("resp", [2, 3])
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_replies_match_redis(node: NodeProcess, redis_server: int, script: str, resp: int) -> None:
+    if script == "lfu":
+        clear_of_a_minute_boundary()
     ours, reference = RawClient(node.port, resp), RawClient(redis_server, resp)
     try:
         for conn in (ours, reference):

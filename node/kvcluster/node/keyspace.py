@@ -207,8 +207,9 @@ class Database:
         if when > ks.clock_ms():
             return False
         if ks.is_replica:
-            # Replicas wait for the leader's DEL, but never show an expired key.
-            return True
+            # Replicas wait for the leader's DEL and never show an expired key, except to the
+            # leader's own commands (as in Redis): the leader ran them while the key was alive.
+            return not ks.applying_leader_stream
         self._delete_expired(key)
         return True
 
@@ -223,7 +224,9 @@ class Database:
 
     def idle_seconds(self, key: bytes) -> int:
         """Seconds since the last access of ``key`` (LRU mode), at the LRU clock's resolution."""
-        return max(0, self.keyspace.clock_ms() // 1000 - self.access.get(key, self.lru_clock))
+        # The same coarse clock accesses are stamped with (as Redis's LRU_CLOCK): against a fresh
+        # reading, a key touched just now could look a second idle until the cron's next tick.
+        return max(0, self.lru_clock - self.access.get(key, self.lru_clock))
 
     # -- writes --------------------------------------------------------------
 
@@ -445,6 +448,8 @@ class Keyspace:
         self.clock_ms = clock_ms  # before the databases: they read the clock
         self.dbs: list[Database] = [Database(i, self) for i in range(databases)]
         self.is_replica = False
+        # True while a replica applies its leader's stream (see Database._expire_if_due).
+        self.applying_leader_stream = False
         # Access bookkeeping mode (module docstring): LRU clock stamps, or LFU counters.
         self.lfu = False
         self.lfu_log_factor = 10  # lfu-log-factor

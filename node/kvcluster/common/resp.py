@@ -392,6 +392,8 @@ class HiredisRequestParser:
             self._hand_over()
 
     def feed(self, data: bytes) -> None:
+        if self._use_hiredis:  # fed again before the last read was drained (a blocked client): keep the order
+            self._hand_over()
         py = self._py
         limits = self._limits
         if (

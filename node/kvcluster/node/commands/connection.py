@@ -43,7 +43,7 @@ def _strict_int(arg: bytes) -> int | None:
 @command(
     "ping",
     -1,
-    "fast stale loading",
+    "fast stale",  # not loading: like Redis, -LOADING while the data is loaded (probes wait for it)
     group="connection",
     summary="Returns the server's liveliness response.",
 )
@@ -80,8 +80,10 @@ def quit_(client: Client, args: list[bytes]) -> Any:
 def _authenticate(client: Client, username: bytes, password: bytes) -> None:
     """AUTH semantics: the only user is ``default``, whose password is requirepass."""
     required = client.node.config["requirepass"]
-    # compare_digest: the time taken must not tell how much of the password matched.
-    if username == b"default" and (not required or hmac.compare_digest(password, required.encode())):
+    # compare_digest: the time taken must not tell how much of the password matched. Config values
+    # hold client bytes as surrogate escapes (CONFIG SET requirepass "\xff"): back to those bytes.
+    secret = required.encode("utf-8", "surrogateescape")
+    if username == b"default" and (not required or hmac.compare_digest(password, secret)):
         client.authenticated = True
         client.update_slow_path()
         return
@@ -495,6 +497,95 @@ def client_reply(client: Client, args: list[bytes]) -> Any:
 )
 def client_getredir(client: Client, args: list[bytes]) -> Any:
     return -1  # client-side caching (tracking) is not supported, so never redirected
+
+
+# -- CLIENT PAUSE -------------------------------------------------------------------
+
+
+class _Pause:
+    """Installed as ``node.pause_check`` while CLIENT PAUSE lasts: postpones commands.
+
+    A postponed command blocks its client (later commands wait behind it) and runs when the
+    pause ends, through the normal dispatch: if the node became a replica meanwhile, a write
+    then gets ``-READONLY`` (the sentinel's planned failover relies on this).
+    """
+
+    def __init__(self, node: Any):
+        self.node = node
+        self.until = 0.0
+        self.writes_only = True
+        self.postponed: list[tuple[Client, list[bytes]]] = []
+        self.timer: Any = None
+
+    def __call__(self, client: Client, cmd: Any, args: list[bytes]) -> Any:
+        if self.writes_only and not (
+            cmd.is_write
+            or cmd.name in ("eval", "evalsha", "fcall")
+            or (cmd.name == "exec" and client.multi is not None and any(c.is_write for c, _ in client.multi))
+        ):
+            return None
+        if cmd.name in ("client", "quit") or (cmd.parent is not None and cmd.parent.name == "client"):
+            return None
+        client.blocked = True
+        self.postponed.append((client, args))
+        return Raw(b"")
+
+    def extend(self, timeout_ms: int, writes_only: bool) -> None:
+        now = time.monotonic()
+        self.writes_only = self.writes_only and writes_only if self.until > now else writes_only
+        self.until = max(self.until, now + timeout_ms / 1000)
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.node.call_later(self.until - now, self.end)
+
+    def end(self) -> None:
+        if self.node.pause_check is self:
+            self.node.pause_check = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        postponed, self.postponed = self.postponed, []
+        for client, args in postponed:
+            client.blocked = False
+            conn = client.conn
+            if conn is not None and not getattr(conn, "closing", False) and hasattr(conn, "resume"):
+                conn.resume(args)
+
+
+@command(
+    "client|pause",
+    -3,
+    "admin noscript loading stale",
+    group="connection",
+    summary="Suspends commands processing.",
+    since="3.0.0",
+)
+def client_pause(client: Client, args: list[bytes]) -> Any:
+    timeout = _strict_int(args[2])
+    if timeout is None:
+        raise CommandError("ERR timeout is not an integer or out of range")
+    if timeout < 0:
+        raise CommandError("ERR timeout is negative")
+    if len(args) > 4:
+        raise CommandError("ERR syntax error")
+    mode = args[3].lower() if len(args) == 4 else b"all"
+    if mode not in (b"write", b"all"):
+        raise CommandError("ERR syntax error")
+    node = client.node
+    pause = node.pause_check if isinstance(node.pause_check, _Pause) else _Pause(node)
+    pause.extend(timeout, mode == b"write")
+    node.pause_check = pause
+    return OK
+
+
+@command(
+    "client|unpause", 2, "admin noscript loading stale", group="connection", summary="Resumes processing of clients."
+)
+def client_unpause(client: Client, args: list[bytes]) -> Any:
+    pause = client.node.pause_check
+    if isinstance(pause, _Pause):
+        pause.end()
+    return OK
 
 
 # Help lines by subcommand, printed for the subcommands registered (other families

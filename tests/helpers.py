@@ -158,3 +158,59 @@ class RawClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RedisServerProcess:
+    """A real Debian ``redis-server`` on a free port in ``directory``, stopped by its PID.
+
+    Fails (never skips) when redis-server is not installed: ``make test`` installs it.
+    """
+
+    def __init__(self, directory: Path, *args: str, port: int | None = None):
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            import pytest
+
+            pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server (apt)")
+        self.port = port or free_port()
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / f"redis-{self.port}.log"
+        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
+        cmd += ["--save", "", "--appendonly", "no", "--logfile", str(self.log_path), *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=self.dir)
+        try:
+            wait_until(self._ready, 15, what=f"redis-server on port {self.port}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {self.log()}")
+        with self.client() as c:
+            return bool(c.ping())
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        kwargs.setdefault("socket_timeout", 10)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGCONT)
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode

@@ -56,6 +56,7 @@ class Client:
         "subscriptions",
         "watch_dirty",
         "watched",
+        "woff",
     )
 
     def __init__(self, node: Node, client_id: int, addr: str = "", laddr: str = "", conn: Any = None):
@@ -92,6 +93,8 @@ class Client:
         # commands until :meth:`unblock` sends its reply.
         self.blocked = False
         self.obuf_soft_since = 0.0
+        # The replication offset just after this client's last write (what WAIT waits for).
+        self.woff = 0
         self.update_slow_path()
 
     def update_slow_path(self) -> None:

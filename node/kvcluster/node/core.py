@@ -114,6 +114,15 @@ class Node:
         self.start_time = time.time()
         self.run_id = os.urandom(20).hex()
         self.loading = False
+        # Durability (kvcluster.node.persistence, attached by the shell): hold_reply lets replies
+        # wait for the disk (appendfsync always); disk_refusal refuses writes (-MISCONF).
+        self.persistence: Any = None
+        self.hold_reply: Callable[[Any, bytes], bool] | None = None
+        self.disk_refusal: str | None = None
+        # Replica side: the database the leader's stream is in (kept across links and restarts).
+        self.stream_db = 0
+        # Called after a full sync replaced the whole dataset (the AOF starts over).
+        self.on_dataset_replaced: Callable[[], None] = lambda: None
         # Set by the I/O shell: called to stop the process (SHUTDOWN, signals).
         self.request_shutdown: Callable[[bool | None], None] = lambda save: None
         self._slowlog_threshold_ns = 0
@@ -216,6 +225,10 @@ class Node:
             refused = self._check_role(client, cmd)
             if refused is not None:
                 return refused
+        if self.pause_check is not None and client.kind == "normal":  # CLIENT PAUSE (commands/connection.py)
+            held = self.pause_check(client, cmd, args)
+            if held is not None:
+                return held
         return self.call(client, cmd, args)
 
     def call(self, client: Client, cmd: Command, args: list[bytes]) -> Any:
@@ -265,6 +278,8 @@ class Node:
                 self.last_write_offset = self.repl.offset
         elif self.rewritten is not None:
             self.rewritten = None
+        if ks.dirty != dirty_before:  # after EXEC's own call too: its stream bytes are fed by then
+            client.woff = self.repl.offset
         # Like Redis, admin commands (CONFIG, DEBUG, ...) are too sensitive to show to monitors.
         if self.monitors and "admin" not in cmd.flags and "skip_monitor" not in cmd.flags:
             self._feed_monitors(client, args)
@@ -291,8 +306,9 @@ class Node:
         self.leader_addr: tuple[str, int] | None = None
         self.link_up = False
         self.link_down_since = time.time()
-        self.epoch = read_epoch(config["dir"])
-        self.fenced_by = 0  # a higher epoch we learned of while leading (0: none)
+        # The highest epoch this node has adopted, and a higher one it learned of while
+        # leading (0: none) -- both persisted, so a fenced leader that restarts stays fenced.
+        self.epoch, self.fenced_by = read_epoch(config["dir"])
         # Why writes / non-stale commands are refused right now (None: they are not).
         self.write_refusal: str | None = None
         self.stale_refusal: str | None = None
@@ -306,6 +322,8 @@ class Node:
         self.write_log: Callable[[bytes], None] | None = None
         self._stream_flush_scheduled = False
         self.on_role_change: Callable[[], None] = lambda: None
+        # While CLIENT PAUSE is in force: postpones a command (returns the empty reply) or None.
+        self.pause_check: Callable[[Client, Command, list[bytes]], Any] | None = None
         self.keyspace.on_expired_hook = self._propagate_expired
         # RDB writers streaming a point-in-time snapshot (full syncs): see call().
         self.snapshot_writers: list[Any] = []
@@ -313,6 +331,10 @@ class Node:
         # (read by the shell to hold the reply until replicas have it).
         self.write_waiters_enabled = config["durability"] == "semi-sync"
         config.on_change("durability", self._set_durability)
+        # The gate reads these: a CONFIG SET takes effect at once (not at the next cron tick, or never).
+        for name in ("replica-serve-stale-data", "min-replicas-to-write", "min-replicas-max-lag"):
+            config.on_change(name, lambda value: self.update_gate())
+        config.on_change("min-replicas-to-ack", lambda value: self.update_gate())
         self.last_write_offset = -1
         self.repl_io: Any = None  # kvcluster.node.repl_io.ReplicationIO, set by the shell
         self.update_gate()
@@ -332,6 +354,8 @@ class Node:
                 f"FENCED this node was leader at epoch {self.epoch} but epoch {self.fenced_by} exists: "
                 "writes go to the new leader"
             )
+        elif self.disk_refusal is not None:
+            refusal = self.disk_refusal
         elif config["min-replicas-to-write"] and config["min-replicas-max-lag"]:
             if good_replicas is None:
                 good_replicas = self.good_replicas()
@@ -350,7 +374,7 @@ class Node:
         if self.role != "master" and not self.link_up and not config["replica-serve-stale-data"]:
             stale = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
         self.stale_refusal = stale
-        self.gate_closed = refusal is not None or stale is not None
+        self.gate_closed = refusal is not None or stale is not None or self.loading
 
     def good_replicas(self) -> int:
         """Online replicas whose last ACK is at most min-replicas-max-lag seconds old."""
@@ -363,6 +387,8 @@ class Node:
         )
 
     def _check_role(self, client: Client, cmd: Command) -> Any:
+        if self.loading and "loading" not in cmd.flags:
+            return self._reject(client, cmd, "LOADING Redis is loading the dataset in memory")
         if self.stale_refusal is not None and "stale" not in cmd.flags:
             return self._reject(client, cmd, self.stale_refusal)
         if self.write_refusal is not None and (cmd.is_write or (cmd.name == "exec" and _queued_writes(client))):
@@ -373,15 +399,21 @@ class Node:
         """Adopt a higher epoch: persisted (fsynced) before anything acts on it."""
         if epoch <= self.epoch:
             return
-        write_epoch(self.config["dir"], epoch)
+        fenced_by = self.fenced_by if self.fenced_by > epoch else 0
+        write_epoch(self.config["dir"], epoch, fenced_by)
         self.epoch = epoch
+        self.fenced_by = fenced_by
+        if self.role != "master" and self.repl_io is not None:
+            self.repl_io.check_leader_epoch()  # a replica stops following a leader now behind it
 
     def learn_epoch(self, epoch: int) -> None:
         """Another node or a sentinel speaks of ``epoch``: a leader behind it is fenced at once."""
         if epoch <= self.epoch:
             return
         if self.role == "master":
-            self.fenced_by = max(self.fenced_by, epoch)
+            fenced_by = max(self.fenced_by, epoch)
+            write_epoch(self.config["dir"], self.epoch, fenced_by)  # before refusing: survives a restart
+            self.fenced_by = fenced_by
             log.warning("epoch %d is newer than ours (%d): refusing writes until repointed", epoch, self.epoch)
         else:
             self.set_epoch(epoch)
@@ -533,25 +565,36 @@ def _queued_writes(client: Client) -> bool:
 EPOCH_FILE = "kvcluster-epoch"
 
 
-def read_epoch(directory: str) -> int:
-    """The highest epoch this node has seen, persisted in its data directory (0: none)."""
+def read_epoch(directory: str) -> tuple[int, int]:
+    """(epoch, fenced_by) persisted in the data directory: ``<epoch>\n[fenced-by <n>\n]`` ((0, 0): none)."""
+    path = os.path.join(directory or ".", EPOCH_FILE)
     try:
-        with open(os.path.join(directory or ".", EPOCH_FILE)) as f:
-            return int(f.read().strip() or 0)
+        with open(path) as f:
+            lines = f.read().split("\n")
     except FileNotFoundError:
-        return 0
+        return 0, 0
+    try:
+        epoch = int(lines[0].strip() or 0)
+        fenced_by = 0
+        for line in lines[1:]:
+            words = line.split()
+            if len(words) == 2 and words[0] == "fenced-by":
+                fenced_by = int(words[1])
+            elif words:
+                raise ValueError(f"unexpected line {line!r}")
     except ValueError as e:
-        raise RuntimeError(f"{os.path.join(directory, EPOCH_FILE)} is corrupt: {e}") from None
+        raise RuntimeError(f"{path} is corrupt: {e}") from None
+    return epoch, fenced_by
 
 
-def write_epoch(directory: str, epoch: int) -> None:
+def write_epoch(directory: str, epoch: int, fenced_by: int = 0) -> None:
     """Persist ``epoch`` atomically: temp file, fsync, rename, fsync of the directory."""
     directory = directory or "."
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, EPOCH_FILE)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
-        f.write(f"{epoch}\n")
+        f.write(f"{epoch}\n" + (f"fenced-by {fenced_by}\n" if fenced_by > epoch else ""))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

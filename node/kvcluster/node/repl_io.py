@@ -51,14 +51,18 @@ class _Waiter:
 class _LeaderConnection:
     """The master client's connection on a replica: replies to the leader are not sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, link: asyncio.StreamWriter | None = None) -> None:
         self.closed = False
+        self.link = link
 
     def write(self, data: bytes) -> None:
         pass
 
     def close(self) -> None:
+        # CLIENT KILL TYPE master: drop the link (the link task reconnects and PSYNCs).
         self.closed = True
+        if self.link is not None:
+            self.link.close()
 
     def output_buffer_size(self) -> int:
         return 0
@@ -84,6 +88,8 @@ class ReplicationIO:
         self.sync_total_bytes = -1
         self.sync_read_bytes = 0
         self._sync_tasks: set[asyncio.Task[None]] = set()
+        # Started as a replica with nothing to continue from: the first PSYNC is "? -1".
+        self._no_history = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -91,6 +97,7 @@ class ReplicationIO:
         self.node.call_soon = loop.call_soon
         leader = self.node.config["replicaof"]
         if leader and [w.lower() for w in leader] != ["no", "one"]:
+            self._no_history = self.node.repl.offset == 0
             self.follow(leader[0], int(leader[1]))
 
     async def stop(self) -> None:
@@ -304,6 +311,7 @@ class ReplicationIO:
             and node.role == "master"
             and config["repl-backlog-ttl"]
             and now - self._no_replicas_since > config["repl-backlog-ttl"]
+            and node.write_log is None  # the AOF is the stream too: it keeps flowing while enabled
         ):
             log.info("Replication backlog freed after %d seconds without replicas.", config["repl-backlog-ttl"])
             node.propagating = False
@@ -357,8 +365,22 @@ class ReplicationIO:
         self._link_task = asyncio.get_running_loop().create_task(self._link_loop(host, port))
         node.on_role_change()
 
+    def check_leader_epoch(self) -> None:
+        """Our epoch went up: drop the link to a leader behind it (the retry's handshake refuses it)."""
+        link = self._link
+        if link is None:
+            return
+        link.config.epoch = self.node.epoch  # a handshake under way checks the new epoch
+        if link.state > LinkState.RECEIVE_EPOCH and link.leader_epoch < self.node.epoch:
+            log.warning(
+                "Epoch %d is newer than the leader's (%d): dropping the link", self.node.epoch, link.leader_epoch
+            )
+            if self._link_writer is not None:
+                self._link_writer.close()
+
     def promote(self) -> None:
         node = self.node
+        self._no_history = False  # what we write from now on is a history others can continue
         if self._link_task is not None:
             self._link_task.cancel()
             self._link_task = None
@@ -429,14 +451,18 @@ class ReplicationIO:
                 masterauth=config["masterauth"],
                 masteruser=config["masteruser"],
                 epoch=node.epoch,
-                replid=node.repl.replid,
+                # A node started as a replica with no data of its own asks for a full sync,
+                # as Redis does (PSYNC ? -1): it is not a refused partial resync.
+                replid="?" if self._no_history else node.repl.replid,
                 offset=node.repl.offset,
             )
         )
         self._link = link
-        master = node.new_client(f"{host}:{port}", "", _LeaderConnection())
+        master = node.new_client(f"{host}:{port}", "", _LeaderConnection(writer))
         master.kind = "master"
         master.authenticated = True
+        # A partial resync continues the stream in the database it was in (also after a restart).
+        master.db = node.keyspace.dbs[node.stream_db]
         master.update_slow_path()
         loader: KeyspaceLoader | None = None
         full: tuple[str, int] | None = None
@@ -452,7 +478,7 @@ class ReplicationIO:
                 for event in events:
                     kind = event.kind
                     if kind == "command":
-                        self._apply(master, event.data, event.extra, writer)
+                        self._apply(master, event.data, writer)
                     elif kind == "snapshot_data":
                         assert loader is not None
                         loader.feed(event.data)
@@ -473,6 +499,7 @@ class ReplicationIO:
                         loader = None
                         self.sync_in_progress = False
                         node.repl.reset(full[0], full[1])
+                        node.on_dataset_replaced()  # the AOF starts over from this dataset
                         self._disconnect_replicas()  # our history changed under them
                         log.info("MASTER <-> REPLICA sync: Finished with success (%d keys)", stats.keys)
                         self._link_up()
@@ -492,24 +519,33 @@ class ReplicationIO:
             log.error("MASTER <-> REPLICA sync: the snapshot is not valid: %s", e)
             raise ConnectionError(str(e)) from None
         finally:
+            node.stream_db = master.db.id
             node.remove_client(master)
             self._link = None
 
     def _link_up(self) -> None:
         node = self.node
+        self._no_history = False
         node.link_up = True
         node.propagating = True
         self._last_ack_sent = time.monotonic()
         self._send_ack()
         node.update_gate()
 
-    def _apply(self, master: Client, args: list[bytes], nbytes: int, writer: asyncio.StreamWriter) -> None:
+    def _apply(self, master: Client, args: list[bytes], writer: asyncio.StreamWriter) -> None:
         node = self.node
         if args[0].lower() == b"replconf" and len(args) > 1 and args[1].lower() == b"getack":
             # Answer with the offset before this command, then count it (as Redis does).
             writer.write(encode_command([b"REPLCONF", b"ACK", str(node.repl.offset).encode()]))
         else:
-            reply = node.execute(master, args)
+            # The leader ran this while its keys were alive: logically expired keys stay
+            # visible to it here (our own clients never see them; keyspace._expire_if_due).
+            ks = node.keyspace
+            ks.applying_leader_stream = True
+            try:
+                reply = node.execute(master, args)
+            finally:
+                ks.applying_leader_stream = False
             if reply.__class__ is ErrorReply and args[0].lower() != b"ping":
                 log.warning("command from the leader failed: %r: %s", args[:3], reply)
-        node.relay(encode_command(args) if len(args) else b"")
+        node.relay(encode_command(args))

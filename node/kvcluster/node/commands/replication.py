@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kvcluster.common.resp import OK, CommandError, Raw, Status
+from kvcluster.common.resp import OK, CommandError, Raw, Status, string2ll
 from kvcluster.node.client import Client
 from kvcluster.node.commands.server import register_info_section
 from kvcluster.node.commands.table import command
@@ -255,18 +255,22 @@ def wait(client: Client, args: list[bytes]) -> Any:
             "if a replica is configured to be writable (which is not the default) writes to replicas "
             "are just local and are not propagated."
         )
-    try:
-        numreplicas = int(args[1])
-        timeout_ms = int(args[2])
-    except ValueError:
-        raise CommandError("ERR value is not an integer or out of range") from None
+    # Redis's string2ll: no spaces, "+", "_" or values past 64 bits (a timer that long cannot be set).
+    numreplicas = string2ll(args[1])
+    if numreplicas is None:
+        raise CommandError("ERR value is not an integer or out of range")
+    timeout_ms = string2ll(args[2])
+    if timeout_ms is None:
+        raise CommandError("ERR timeout is not an integer or out of range")
     if timeout_ms < 0:
         raise CommandError("ERR timeout is negative")
-    target = node.repl.offset
+    # As in Redis: the client's own writes (not other clients', PINGs or GETACKs) are waited for.
+    target = client.woff
     acked = acked_replicas(node, target)
     if acked >= numreplicas or node.in_exec or node.repl_io is None:
         return acked
-    node.repl_io.wait_for_acks(client, target, numreplicas, timeout_ms, lambda n: n)
+    # On timeout repl_io passes -1 - acked (semi-sync's convention); WAIT answers the count either way.
+    node.repl_io.wait_for_acks(client, target, numreplicas, timeout_ms, lambda n: n if n >= 0 else -1 - n)
     return NO_REPLY
 
 
@@ -337,7 +341,8 @@ def _replication_info(node: Any) -> list[tuple[str, Any]]:
         ("master_replid", repl.replid),
         ("master_replid2", repl.replid2),
         ("master_repl_offset", repl.offset),
-        ("second_repl_offset", repl.second_offset),
+        # Redis's convention: the first byte the previous id does not cover (-1: none).
+        ("second_repl_offset", repl.second_offset + 1 if repl.second_offset >= 0 else -1),
         ("repl_backlog_active", 1 if node.propagating else 0),
         ("repl_backlog_size", repl.backlog.size),
         ("repl_backlog_first_byte_offset", repl.backlog.start + 1 if len(repl.backlog) else 0),

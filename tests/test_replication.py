@@ -324,7 +324,9 @@ def test_two_replicas_converge_under_a_mixed_load_one_attached_mid_load(procs: P
     first = procs.replica("r1", leader)
     r1 = client(first)
     wait_link_up(r1)
-    load = Load(leader).start()
+    # Unbounded count (stopped below): on a slow machine the second sync can outlast any fixed
+    # number of writes, and then "writes after the sync" would never come.
+    load = Load(leader, max_ops=10**9).start()
     wait_until(lambda: load.total > 3000, DEADLINE, what="the load to get going")
     # A second replica attaches while the writes go on: the point-in-time snapshot plus the
     # writes buffered while it streams must give exactly the leader's dataset.

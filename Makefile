@@ -22,11 +22,11 @@ up: venv
 # Debian packages the tests drive for real: redis-cli, redis-benchmark, and a
 # real redis-server to compare against.
 deps:
-	@if ! command -v redis-cli >/dev/null || ! command -v redis-server >/dev/null; then \
+	@if ! command -v redis-cli >/dev/null || ! command -v redis-server >/dev/null || ! command -v redis-sentinel >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server redis-sentinel; \
 		else \
-			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server; \
+			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server redis-sentinel; \
 		fi; \
 	fi
 

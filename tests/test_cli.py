@@ -98,7 +98,8 @@ def test_list_settings(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["port"].split()[:4] == ["port", "int", "6379", "no"]
     assert rows["timeout"].split()[:4] == ["timeout", "int", "0", "yes"]
     assert "ignored: kvcluster always runs in the foreground" in rows["daemonize"]
-    assert "ignored (only 'no'): AOF persistence is not implemented in this build" in rows["appendonly"]
+    assert "ignored (only 'no'): timestamp annotations are not written" in rows["aof-timestamp-enabled"]
+    assert rows["appendonly"].split()[:4] == ["appendonly", "bool", "no", "yes"]
     assert "ignored (refused): commands cannot be renamed" in rows["rename-command"]
 
 
@@ -111,7 +112,8 @@ def test_config_reference_markdown(capsys: pytest.CaptureFixture[str]) -> None:
     assert "| `port` | int | `6379` | no | TCP port for clients |" in out
     assert "| `proto-max-bulk-len` | memory | `512mb` | yes |" in out
     assert "| `log-format` | text\\|json | `text` | yes |" in out  # pipes escaped inside cells
-    assert "| `appendonly` | `no` | only 'no' | AOF persistence is not implemented in this build |" in out
+    assert "| `aof-timestamp-enabled` | `no` | only 'no' | timestamp annotations are not written |" in out
+    assert "| `appendonly` | bool | `no` | yes |" in out
     assert "| `daemonize` | `no` | any value | kvcluster always runs in the foreground |" in out
     for s in node_config().settings:
         if not s.hidden or s.ignored_reason:
@@ -148,8 +150,8 @@ def test_startup_error_real_process(tmp_path: Path) -> None:
          "--config 'b.conf'"),
         ({}, ["--timeout", "soon"], {}, "--timeout: invalid value for 'timeout': argument couldn't be parsed into an "
          "integer (got 'soon')"),
-        ({}, ["--appendonly", "yes"], {}, "--appendonly: invalid value for 'appendonly': AOF persistence is not "
-         "implemented in this build: refusing 'appendonly yes' (got 'yes')"),
+        ({}, ["--aof-timestamp-enabled", "yes"], {}, "--aof-timestamp-enabled: invalid value for "
+         "'aof-timestamp-enabled': AOF timestamp annotations are not written by kvcluster: refusing 'yes' (got 'yes')"),
         ({}, [], {"KVCLUSTER_HZ": "fast"}, "environment variable KVCLUSTER_HZ: invalid value for 'hz': argument "
          "couldn't be parsed into an integer (got 'fast')"),
         ({}, [], {"KVCLUSTER_CONFIG": "{dir}/nope.yaml"}, "cannot open config file '{dir}/nope.yaml': No such file or "

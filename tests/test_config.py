@@ -283,8 +283,8 @@ def test_include_missing_file(tmp_path: Path) -> None:
         ("loglevel loud\n", "node.conf:1: invalid value for 'loglevel': argument(s) must be one of the following: "
          "debug, verbose, notice, warning, nothing (got loud)"),
         ("daemonize maybe\n", "node.conf:1: invalid value for 'daemonize': argument must be 'yes' or 'no' (got maybe)"),
-        ("appendonly yes\n", "node.conf:1: invalid value for 'appendonly': AOF persistence is not implemented in "
-         "this build: refusing 'appendonly yes' (got yes)"),
+        ("aof-timestamp-enabled yes\n", "node.conf:1: invalid value for 'aof-timestamp-enabled': AOF timestamp "
+         "annotations are not written by kvcluster: refusing 'yes' (got yes)"),
         ("maxmemory 1gb\n", "node.conf:1: invalid value for 'maxmemory': maxmemory is not enforced in this build: "
          "refusing a limit that would not be honoured (got 1gb)"),
         ("rename-command FLUSHALL \"\"\n", "node.conf:1: invalid value for 'rename-command': renaming or disabling "
@@ -299,7 +299,7 @@ def test_redis_conf_errors_name_file_and_line(tmp_path: Path, text: str, expecte
 def test_honest_values_of_unimplemented_features_load(tmp_path: Path) -> None:
     config = _load(
         tmp_path,
-        'save ""\nappendonly no\nmaxmemory 0\nmaxmemory-policy allkeys-lru\nnotify-keyspace-events ""\n'
+        'save ""\nrdbcompression no\nmaxmemory 0\nmaxmemory-policy allkeys-lru\nnotify-keyspace-events ""\n'
         "user default on nopass ~* &* +@all\n",
     )
     assert config["save"] == []
@@ -307,7 +307,7 @@ def test_honest_values_of_unimplemented_features_load(tmp_path: Path) -> None:
     warned = "\n".join(config.warnings)
     # maxmemory-policy picks LRU or LFU access tracking (OBJECT IDLETIME/FREQ): used, so no warning.
     assert "'maxmemory-policy' is accepted but ignored" not in warned
-    assert "node.conf:2: 'appendonly' is accepted but ignored: AOF persistence is not implemented" in warned
+    assert "node.conf:2: 'rdbcompression' is accepted but ignored: snapshots use plain, uncompressed" in warned
     message = _load_error(tmp_path, "user alice on >pw ~* +@all\n")
     assert message.endswith("invalid value for 'user': ACL users are not supported: use requirepass "
                             "(only an unrestricted default user is) (got alice on >pw ~* +@all)")  # fmt: skip

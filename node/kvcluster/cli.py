@@ -23,7 +23,10 @@ log = logging.getLogger("kvcluster")
 # name -> ("module:function", one-line help). A component adds its own line here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "node": ("kvcluster.cli:node_main", "run a data node: a Redis-compatible server"),
+    "sentinel": ("kvcluster.cli:sentinel_main", "run a sentinel: health checks, quorum, failover (Redis Sentinel)"),
     "config-reference": ("kvcluster.cli:config_reference_main", "print the settings reference as Markdown"),
+    "check-aof": ("kvcluster.node.persistence_cli:check_aof_main", "check or repair an append-only file (AOF)"),
+    "import": ("kvcluster.node.persistence_cli:import_main", "load an RDB snapshot (ours or Redis's) into a node"),
 }
 
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -238,6 +241,47 @@ def node_main(argv: list[str]) -> int:
     from kvcluster.node.server import run_node
 
     return run_node(config)
+
+
+def sentinel_main(argv: list[str]) -> int:
+    from kvcluster.common.logs import LEVELS, setup_logging
+    from kvcluster.sentinel import state
+    from kvcluster.sentinel.settings import sentinel_config
+
+    config = sentinel_config()
+    directives = state.install(config)
+    parser = settings_parser(
+        "kvcluster sentinel",
+        "Run a sentinel (Redis Sentinel compatible). Accepts redis-sentinel style arguments: "
+        "kvcluster sentinel /etc/redis/sentinel.conf, or flags: --monitor mymaster 127.0.0.1 6379 2.",
+        config,
+    )
+    ns = parser.parse_args(argv)
+    if ns.list_settings:
+        print(settings_table(config))
+        return 0
+    try:
+        load_config(config, ns, os.environ)
+        from kvcluster.sentinel.server import build_core
+
+        core = build_core(config, directives)  # the sentinel lines, with file:line errors
+    except ConfigError as e:
+        print(f"kvcluster sentinel: {e.message}", file=sys.stderr)
+        return 1
+    if ns.check_config:
+        for warning in config.warnings:
+            print(f"kvcluster sentinel: warning: {warning}", file=sys.stderr)
+        print(f"configuration OK{f' ({config.config_file})' if config.config_file else ''}")
+        return 0
+    setup_logging(config["loglevel"], config["log-format"], config["logfile"], role="X")
+    for warning in config.warnings:
+        log.warning(warning)
+    config.warnings.clear()
+    config.on_change("loglevel", lambda level: logging.getLogger().setLevel(LEVELS.get(level, logging.INFO)))
+
+    from kvcluster.sentinel.server import run_sentinel
+
+    return run_sentinel(config, core, version())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,16 +92,18 @@ class Connection(asyncio.Protocol):
         else:
             self._process(client)
 
-    def resume(self) -> None:
-        """The client was unblocked: run the commands that arrived meanwhile (soon, not nested)."""
-        asyncio.get_running_loop().call_soon(self._resume)
+    def resume(self, first: list[bytes] | None = None) -> None:
+        """The client was unblocked: run the commands that arrived meanwhile (soon, not nested).
 
-    def _resume(self) -> None:
+        ``first`` is a command CLIENT PAUSE postponed: it runs before them."""
+        asyncio.get_running_loop().call_soon(self._resume, first)
+
+    def _resume(self, first: list[bytes] | None = None) -> None:
         client = self.client
         if client is not None and not self.closing and not client.blocked:
-            self._process(client)
+            self._process(client, first)
 
-    def _process(self, client: Client) -> None:
+    def _process(self, client: Client, first: list[bytes] | None = None) -> None:
         node = self.node
         parser = self.parser
         execute = node.execute
@@ -111,7 +113,8 @@ class Connection(asyncio.Protocol):
         self.batch = out
         try:
             while True:
-                args = parser.next_command()
+                args = parser.next_command() if first is None else first
+                first = None
                 if args is None:
                     break
                 reply = execute(client, args)
@@ -198,6 +201,12 @@ class Connection(asyncio.Protocol):
         if self.batch is not None:
             self.batch.append(data)
             return
+        hold = self.node.hold_reply
+        if hold is not None and hold(self, data):  # appendfsync always: sent once the AOF is on disk
+            return
+        self.send(data)
+
+    def send(self, data: bytes) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -262,6 +271,9 @@ class NodeServer:
         from kvcluster.node.repl_io import ReplicationIO
 
         self.repl_io = ReplicationIO(self)
+        from kvcluster.node.persistence import Persistence
+
+        self.persistence = Persistence(self.node)
         self.admin: Any = None  # the HTTP admin server (kvcluster.node.admin) when admin-port is set
 
     def _set_obuf_limits(self, words: list[str]) -> None:
@@ -333,6 +345,7 @@ class NodeServer:
             self.node.keyspace.active_expire_cycle(time_limit_us=int(250_000 / hz))
             self._close_idle_clients()
             self.repl_io.cron()
+            self.persistence.cron()
             sample_server_metrics(self.node)  # INFO's instantaneous rates, every 100 ms
         except Exception:
             log.exception("error in periodic task")
@@ -346,11 +359,12 @@ class NodeServer:
             conn = client.conn
             if not isinstance(conn, Connection):
                 continue
-            # Like Redis: replicas, MONITOR and pub/sub clients never time out.
+            # Like Redis: replicas, MONITOR, pub/sub and blocked (WAIT) clients never time out.
             if (
                 timeout
                 and client.kind == "normal"
                 and not client.in_pubsub
+                and not client.blocked
                 and client not in monitors
                 and now - client.last_interaction > timeout
             ):
@@ -362,6 +376,12 @@ class NodeServer:
     def request_shutdown(self, save: bool | None = None) -> None:
         if self._stopping is not None:
             self._stopping.set()
+            # Nothing more runs after the final save and AOF sync: no read, no write.
+            for client in self.node.clients.values():
+                conn = client.conn
+                if isinstance(conn, Connection) and conn.transport is not None:
+                    with contextlib.suppress(Exception):
+                        conn.transport.pause_reading()
 
     async def serve_forever(self) -> None:
         self._stopping = asyncio.Event()
@@ -370,6 +390,11 @@ class NodeServer:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self.start()
+        try:
+            await self.persistence.start()  # load the data (clients get -LOADING meanwhile)
+        except BaseException:
+            await self.stop()
+            raise
         self.repl_io.start()
         if self.config["admin-port"]:
             from kvcluster.node.admin import AdminServer, resolve_admin_port
@@ -393,6 +418,9 @@ class NodeServer:
 
     def _on_signal(self, sig: int) -> None:
         log.warning("Received %s scheduling shutdown...", signal.Signals(sig).name)
+        if not self.persistence.prepare_shutdown(None, False):
+            log.error("SIGTERM received but errors trying to shut down the server, check the logs for more information")
+            return
         self.request_shutdown(None)
 
     async def stop(self) -> None:
@@ -408,6 +436,7 @@ class NodeServer:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)
+        self.persistence.close()
         log.warning("kvcluster node is now ready to exit, bye bye...")
 
 
@@ -422,14 +451,59 @@ def install_event_loop_policy() -> str:
         return "asyncio"
 
 
+# File descriptors kept for everything but clients (Redis's CONFIG_MIN_RESERVED_FDS).
+_RESERVED_FDS = 32
+
+
+def adjust_open_files_limit(config: Config) -> None:
+    """Like Redis at start-up: raise RLIMIT_NOFILE to maxclients + 32, or lower maxclients to fit.
+
+    Otherwise clients past the descriptor limit are dropped without the
+    "max number of clients reached" error, and the node itself runs out of files.
+    """
+    import resource
+
+    maxclients = config["maxclients"]
+    wanted = maxclients + _RESERVED_FDS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        soft = limit
+    except (ValueError, OSError) as e:
+        log.warning("Server can't set maximum open files to %d because of OS error: %s", limit, e)
+    if soft >= wanted:
+        return
+    reduced = max(soft - _RESERVED_FDS, 1)
+    log.warning(
+        "You requested maxclients of %d requiring at least %d max file descriptors. Current maximum open files "
+        "is %d. maxclients has been reduced to %d to compensate for low ulimit. "
+        "If you need higher maxclients increase 'ulimit -n'.",
+        maxclients,
+        wanted,
+        soft,
+        reduced,
+    )
+    config.set_value("maxclients", reduced, source=config.sources.get("maxclients", "default"))
+
+
 def run_node(config: Config) -> int:
     """Run a node until SHUTDOWN or a signal; the process exit code."""
     loop_name = install_event_loop_policy()
     log.info("kvcluster node starting (pid %d, %s event loop)", os.getpid(), loop_name)
+    adjust_open_files_limit(config)
     directory = config["dir"]
     if directory:
         os.makedirs(directory, exist_ok=True)
     server = NodeServer(config)
     server.node.event_loop_name = loop_name  # type: ignore[attr-defined]
-    asyncio.run(server.serve_forever())
+    from kvcluster.node.persistence import PersistenceError
+
+    try:
+        asyncio.run(server.serve_forever())
+    except PersistenceError as e:
+        log.error("Fatal error loading the data: %s", e)
+        return 1
     return 0

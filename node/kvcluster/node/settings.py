@@ -47,9 +47,70 @@ NODE_SETTINGS: list[Setting] = [
     Setting("databases", "int", 16, "Number of databases", mutable=False, minimum=1, maximum=1 << 20),
     # -- security ---------------------------------------------------------------
     Setting("requirepass", "str", "", "Password clients must AUTH with (empty = none)"),
-    # -- persistence (the durability issue fills these in) -----------------------
+    # -- persistence (kvcluster.node.persistence; docs/operations.md "Persistence") ------
     Setting("dir", "str", ".", "Working directory for data files"),
-    Setting("dbfilename", "str", "dump.rdb", "Snapshot file name"),
+    Setting("dbfilename", "str", "dump.rdb", "Snapshot file name", validate=lambda v: _plain_name(v, "dbfilename")),
+    Setting(
+        "save",
+        "args",
+        ["3600", "1", "300", "100", "60", "10000"],
+        'Snapshot rules: <seconds> <changes> ... (BGSAVE after <seconds> if <changes> writes); "" for none',
+        repeatable=True,
+        validate=lambda words: _save_check(words),
+        rewrite_lines=lambda words: [words[i : i + 2] for i in range(0, len(words), 2)],
+    ),
+    Setting(
+        "stop-writes-on-bgsave-error",
+        "bool",
+        True,
+        "Refuse writes (-MISCONF) while the last background save failed and save rules are set",
+    ),
+    Setting("appendonly", "bool", False, "Append-only file persistence (the AOF): every write logged to disk"),
+    Setting(
+        "appendfsync",
+        "enum",
+        "everysec",
+        "AOF fsync policy: always (before each reply), everysec (once a second), no (the OS decides)",
+        choices=("always", "everysec", "no"),
+    ),
+    Setting(
+        "appendfilename",
+        "str",
+        "appendonly.aof",
+        "Base name of the AOF files",
+        mutable=False,
+        validate=lambda v: _plain_name(v, "appendfilename"),
+    ),
+    Setting(
+        "appenddirname",
+        "str",
+        "appendonlydir",
+        "Directory (in dir) of the AOF files and their manifest",
+        mutable=False,
+        validate=lambda v: _plain_name(v, "appenddirname"),
+    ),
+    Setting(
+        "auto-aof-rewrite-percentage",
+        "int",
+        100,
+        "Rewrite the AOF when it grew by this percentage since the last rewrite (0 = never)",
+        minimum=0,
+    ),
+    Setting("auto-aof-rewrite-min-size", "memory", 64 * MB, "Never rewrite automatically below this size", minimum=0),
+    Setting(
+        "aof-load-truncated",
+        "bool",
+        True,
+        "A torn last record of the AOF is truncated with a warning (no: start-up fails)",
+    ),
+    Setting("aof-use-rdb-preamble", "bool", True, "AOF base files are RDB snapshots (no: commands)"),
+    Setting(
+        "key-load-delay",
+        "int",
+        0,
+        "Test aid: microseconds of pause per key loaded at start-up (0 = none)",
+        minimum=0,
+    ),
     # -- replication ------------------------------------------------------------
     Setting(
         "replicaof",
@@ -226,56 +287,47 @@ class _CheckUser:
             raise ConfigError("ACL users are not supported: use requirepass (only an unrestricted default user is)")
 
 
-_NO_AOF = "AOF persistence is not implemented in this build; only used with 'appendonly yes'"
-_NO_RDB = "RDB snapshots are not implemented in this build"
 _NO_MAXMEMORY = "no memory limit is enforced (maxmemory must be 0), so eviction settings never apply"
 _REPL_TUNING = "replication transfer tuning kvcluster's replication does not use"
 _ENCODING = "memory encoding threshold: values are stored as Python objects, replies are unaffected"
 
 REDIS_CONF_COMPAT: list[Setting] = [
-    # -- persistence: refuse values that would promise durability ------------------------
+    # -- persistence: knobs whose effect is fixed in kvcluster ------------------------------
     Setting(
-        "appendonly",
+        "no-appendfsync-on-rewrite",
         "bool",
         False,
-        "Append-only file persistence",
-        ignored_reason="AOF persistence is not implemented in this build",
-        validate=OnlyValue(False, "AOF persistence is not implemented in this build: refusing 'appendonly yes'"),
+        "",
+        ignored_reason="fsync goes on during rewrites (the rewrite child writes its own file)",
         flag=False,
     ),
     Setting(
-        "save",
-        "args",
-        [],
-        "RDB save points: <seconds> <changes> ...",
-        ignored_reason=_NO_RDB,
-        validate=OnlyValue([], f'{_NO_RDB}: refusing save points (use save "")'),
-        repeatable=True,
+        "aof-timestamp-enabled",
+        "bool",
+        False,
+        "",
+        ignored_reason="timestamp annotations are not written",
+        validate=OnlyValue(False, "AOF timestamp annotations are not written by kvcluster: refusing 'yes'"),
         flag=False,
     ),
-    Setting("appendfilename", "str", "appendonly.aof", "AOF file name", ignored_reason=_NO_AOF, flag=False),
-    Setting("appenddirname", "str", "appendonlydir", "AOF directory", ignored_reason=_NO_AOF, flag=False),
     Setting(
-        "appendfsync",
-        "enum",
-        "everysec",
-        "AOF fsync policy",
-        choices=("always", "everysec", "no"),
-        ignored_reason=_NO_AOF,
+        "aof-rewrite-incremental-fsync", "bool", True, "", ignored_reason="rewrites fsync once, at the end", flag=False
+    ),
+    Setting(
+        "rdbcompression",
+        "bool",
+        True,
+        "",
+        ignored_reason="snapshots use plain, uncompressed encodings (compressed files from Redis load)",
         flag=False,
     ),
-    Setting("no-appendfsync-on-rewrite", "bool", False, "", ignored_reason=_NO_AOF, flag=False),
-    Setting("auto-aof-rewrite-percentage", "int", 100, "", ignored_reason=_NO_AOF, minimum=0, flag=False),
-    Setting("auto-aof-rewrite-min-size", "memory", 64 * MB, "", ignored_reason=_NO_AOF, minimum=0, flag=False),
-    Setting("aof-load-truncated", "bool", True, "", ignored_reason=_NO_AOF, flag=False),
-    Setting("aof-use-rdb-preamble", "bool", True, "", ignored_reason=_NO_AOF, flag=False),
-    Setting("aof-timestamp-enabled", "bool", False, "", ignored_reason=_NO_AOF, flag=False),
-    Setting("aof-rewrite-incremental-fsync", "bool", True, "", ignored_reason=_NO_AOF, flag=False),
-    Setting("stop-writes-on-bgsave-error", "bool", True, "", ignored_reason=_NO_RDB, flag=False),
-    Setting("rdbcompression", "bool", True, "", ignored_reason=_NO_RDB, flag=False),
-    Setting("rdbchecksum", "bool", True, "", ignored_reason=_NO_RDB, flag=False),
-    Setting("rdb-del-sync-files", "bool", False, "", ignored_reason=_NO_RDB, flag=False),
-    Setting("rdb-save-incremental-fsync", "bool", True, "", ignored_reason=_NO_RDB, flag=False),
+    Setting("rdbchecksum", "bool", True, "", ignored_reason="checksums are always written and verified", flag=False),
+    Setting(
+        "rdb-del-sync-files", "bool", False, "", ignored_reason="full syncs never write snapshot files", flag=False
+    ),
+    Setting(
+        "rdb-save-incremental-fsync", "bool", True, "", ignored_reason="snapshots fsync once, at the end", flag=False
+    ),
     # -- replication -------------------------------------------------------------------------
     Setting(
         "replica-read-only",
@@ -441,6 +493,16 @@ REDIS_CONF_COMPAT: list[Setting] = [
     Setting("stream-node-max-bytes", "memory", 4096, "", ignored_reason=_ENCODING, flag=False),
     Setting("stream-node-max-entries", "int", 100, "", ignored_reason=_ENCODING, flag=False),
 ]
+
+
+def _save_check(words: list[str]) -> None:
+    if len(words) % 2 or not all(w.isdigit() for w in words):
+        raise ConfigError("Invalid save parameters")
+
+
+def _plain_name(value: str, name: str) -> None:
+    if not value or "/" in value or value in (".", ".."):
+        raise ConfigError(f"{name} can't be a path, just a filename")
 
 
 def _replicaof_check(words: list[str]) -> None:

@@ -1,1 +1,4 @@
-"""The sentinel: health checks, quorum and failover (``kvcluster sentinel``). Not built yet."""
+"""The sentinel (``kvcluster sentinel``): health checks, quorum, failover with fencing epochs, discovery.
+
+``core`` is the sans-I/O failover logic, ``server`` its asyncio shell; see docs/architecture.md.
+"""

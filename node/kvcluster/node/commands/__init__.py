@@ -25,6 +25,7 @@ FAMILIES = (
     "server",
     "config",
     "replication",
+    "persistence",
 )
 
 

@@ -1429,6 +1429,7 @@ def shutdown(client: Client, args: list[bytes]) -> Any:
         raise CommandError("ERR Command not allowed inside a transaction")
     save: bool | None = None
     abort = False
+    force = False
     for arg in args[1:]:
         option = arg.upper()
         if option == b"NOSAVE" and save is None:
@@ -1438,7 +1439,7 @@ def shutdown(client: Client, args: list[bytes]) -> Any:
         elif option == b"ABORT":
             abort = True
         elif option in (b"NOW", b"FORCE"):
-            pass  # nothing waits for replicas or a failing save yet, so both are already the behaviour
+            force = force or option == b"FORCE"  # NOW: nothing waits for replicas yet
         else:
             raise CommandError(SYNTAX_ERROR)
     if abort:
@@ -1446,6 +1447,9 @@ def shutdown(client: Client, args: list[bytes]) -> Any:
             raise CommandError(SYNTAX_ERROR)
         raise CommandError("ERR No shutdown in progress.")
     log.warning("User requested shutdown...")
+    persistence = client.node.persistence
+    if persistence is not None and not persistence.prepare_shutdown(save, force):  # the final save and AOF sync
+        raise CommandError("ERR Errors trying to SHUTDOWN. Check logs.")
     # No reply: the connection closes and the process exits, like Redis.
     client.close_after_reply = True
     client.node.request_shutdown(save)

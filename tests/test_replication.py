@@ -915,3 +915,88 @@ def test_we_replicate_from_a_real_redis_server(procs: Procs, diskless: str) -> N
     assert client(rp, db=4).get("db4:after-kill") == b"1"
     _every_type(lc, "after")
     wait_same_contents(lc, rc)
+
+
+# -- a link cut inside the leader's MULTI -------------------------------------------------------------------
+
+
+class _ScriptedLeader:
+    """A fake leader on a socket: answers the handshake, full-syncs an empty dataset, then sends
+    a script of stream bytes and cuts the link; records every PSYNC it is sent."""
+
+    def __init__(self, stream: bytes):
+        from kvcluster.node.keyspace import Keyspace
+        from kvcluster.node.rdb import dump_rdb_bytes
+
+        self.stream = stream
+        self.rdb = dump_rdb_bytes(Keyspace())
+        self.replid = "f" * 40
+        self.psyncs: list[list[bytes]] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(DEADLINE)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import hiredis
+
+        for _ in range(2):  # the first link is cut mid-transaction; the second must resume at its MULTI
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(DEADLINE)
+            reader = hiredis.Reader()
+            with conn:
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    reader.feed(data)
+                    cmd = reader.gets()
+                    while cmd is not False:
+                        name = cmd[0].upper()
+                        if name == b"PSYNC":
+                            self.psyncs.append(cmd)
+                            if len(self.psyncs) == 1:
+                                conn.sendall(b"+FULLRESYNC %s 0\r\n" % self.replid.encode())
+                                conn.sendall(b"$%d\r\n" % len(self.rdb) + self.rdb)
+                                conn.sendall(self.stream)
+                                time.sleep(0.5)  # let the replica apply it, then cut the link
+                                conn.shutdown(socket.SHUT_RDWR)
+                                break
+                            conn.sendall(b"+CONTINUE %s\r\n" % self.replid.encode())
+                            time.sleep(DEADLINE)  # hold the link; the test reads what was asked
+                            return
+                        conn.sendall(b":0\r\n" if name == b"REPLCONF" and cmd[1].lower() == b"epoch" else b"+OK\r\n")
+                        cmd = reader.gets()
+                    else:
+                        continue
+                    break
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _encode(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+def test_a_link_cut_inside_the_leaders_multi_resumes_from_the_multi(procs: Procs) -> None:
+    before = _encode(b"SELECT", b"0") + _encode(b"SET", b"before", b"1")
+    open_transaction = _encode(b"MULTI") + _encode(b"SET", b"inside", b"1")  # no EXEC: the link is cut
+    leader = _ScriptedLeader(before + open_transaction)
+    try:
+        replica = procs.node("r", "--replicaof", "127.0.0.1", str(leader.port))
+        rc = client(replica)
+        wait_until(lambda: len(leader.psyncs) == 2, DEADLINE, what="the replica to reconnect")
+        # It asks to continue right after the writes it applied, i.e. from the MULTI: the
+        # transaction is resent whole instead of its tail running without MULTI.
+        assert leader.psyncs[1] == [b"PSYNC", leader.replid.encode(), str(len(before) + 1).encode()]
+        assert rc.get("before") == b"1"
+        assert rc.get("inside") is None
+    finally:
+        leader.close()

@@ -88,6 +88,8 @@ class ReplicationIO:
         self.sync_total_bytes = -1
         self.sync_read_bytes = 0
         self._sync_tasks: set[asyncio.Task[None]] = set()
+        # Stream bytes of the leader's open MULTI, counted (relayed) only with its EXEC.
+        self._multi_pending: list[bytes] = []
         # Started as a replica with nothing to continue from: the first PSYNC is "? -1".
         self._no_history = False
 
@@ -465,6 +467,7 @@ class ReplicationIO:
         master.db = node.keyspace.dbs[node.stream_db]
         master.update_slow_path()
         loader: KeyspaceLoader | None = None
+        self._multi_pending = []  # a transaction cut by the previous link is resent whole
         full: tuple[str, int] | None = None
         try:
             for event in link.start():
@@ -548,4 +551,13 @@ class ReplicationIO:
                 ks.applying_leader_stream = False
             if reply.__class__ is ErrorReply and args[0].lower() != b"ping":
                 log.warning("command from the leader failed: %r: %s", args[:3], reply)
-        node.relay(encode_command(args))
+        encoded = encode_command(args)
+        if master.multi is not None:
+            # Inside the leader's MULTI: not applied until EXEC, so not counted until then
+            # either (as Redis). A link lost mid-transaction resumes from its MULTI.
+            self._multi_pending.append(encoded)
+            return
+        if self._multi_pending:
+            encoded = b"".join(self._multi_pending) + encoded
+            self._multi_pending = []
+        node.relay(encoded)

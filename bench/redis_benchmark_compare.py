@@ -148,7 +148,8 @@ def start_kvcluster(workdir: Path, extra: list[str]) -> Server:
     port = free_port()
     log_path = workdir / "node.log"
     cmd = [sys.executable, "-m", "kvcluster.cli", "node", "--port", str(port), "--bind", "127.0.0.1"]
-    cmd += ["--dir", str(workdir), "--admin-port", "0", *extra]
+    # The same persistence as the redis-server it is compared with: none.
+    cmd += ["--dir", str(workdir), "--admin-port", "0", "--save", "", "--appendonly", "no", *extra]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     return Server("kvcluster", proc, port, log_path)

@@ -348,6 +348,26 @@ def test_two_replicas_converge_under_a_mixed_load_one_attached_mid_load(procs: P
     assert "Full resync from master" in second.log()
 
 
+def test_a_forked_full_sync_under_load_gives_the_leaders_dataset(procs: Procs) -> None:
+    # Every full sync forks here (the threshold is 1 key): the child streams the snapshot of
+    # the moment of the PSYNC while the leader keeps taking writes, buffered for the replica.
+    leader = procs.node("leader", "--repl-fork-sync-min-keys", "1")
+    lc = client(leader)
+    fill(lc, 5000)
+    load = Load(leader, max_ops=10**9).start()
+    wait_until(lambda: load.total > 2000, DEADLINE, what="the load to get going")
+    second = procs.replica("r", leader)
+    rc = client(second)
+    wait_link_up(rc)
+    at_sync = load.total
+    wait_until(lambda: load.total > at_sync + 2000, DEADLINE, what="writes after the sync")
+    load.stop.set()
+    load.join()
+    wait_converged(lc, [rc])
+    assert lc.dbsize() == rc.dbsize() > 5000
+    assert "forked" in leader.log() and "Full resync from master" in second.log()
+
+
 # -- 2. partial and full resynchronisation --------------------------------------------------------------------
 
 

@@ -125,6 +125,14 @@ NODE_SETTINGS: list[Setting] = [
     Setting("repl-backlog-size", "memory", MB, "Replication backlog size", minimum=16 * 1024),
     Setting("repl-backlog-ttl", "int", 3600, "Free the backlog after this many seconds without replicas", minimum=0),
     Setting("repl-timeout", "int", 60, "Seconds without data or pings before a replication link is dropped", minimum=1),
+    Setting(
+        "repl-fork-sync-min-keys",
+        "int",
+        50_000,
+        "Full syncs of datasets with at least this many keys fork a child to stream the snapshot "
+        "(below it: a point-in-time copy in-process) (kvcluster addition)",
+        minimum=0,
+    ),
     Setting("repl-ping-replica-period", "int", 10, "Seconds between the leader's PINGs to its replicas", minimum=1),
     Setting("replica-priority", "int", 100, "Promotion priority for sentinels (lower first, 0 never)", minimum=0),
     Setting("replica-announce-ip", "str", "", "Address the leader and sentinels should use for this replica"),

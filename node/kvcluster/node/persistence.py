@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import queue
@@ -47,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from kvcluster.common.config import ConfigError
 from kvcluster.node import aof
 from kvcluster.node.client import Client
+from kvcluster.node.forkchild import read_report, run_child
 from kvcluster.node.rdb import KeyspaceLoader, RDBError, RDBWriter, save_rdb_file
 
 if TYPE_CHECKING:
@@ -1017,7 +1017,7 @@ class Persistence:
             log.error("Can't fork for a background %s: %s", "save" if kind == "rdb" else "AOF rewrite", e)
             return False
         if pid == 0:  # the child: write the file, report, exit; never return into the event loop
-            _child_main(job, w)
+            run_child(job, w)
         self.stat_fork_usec = int((time.perf_counter() - t0) * 1e6)
         self.total_forks += 1
         os.close(w)
@@ -1038,10 +1038,7 @@ class Persistence:
     def _child_done(self, child: _Child, code: int) -> None:
         self.child = None
         gc.unfreeze()
-        report: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            data = os.read(child.pipe, 65536)
-            report = json.loads(data) if data else {}
+        report = read_report(child.pipe)
         os.close(child.pipe)
         elapsed = time.monotonic() - child.started
         ok = code == 0 and report.get("ok")
@@ -1480,43 +1477,3 @@ def _write_base(keyspace: Any, tmp: str, rdb: bool, position: dict[str, Any], st
         f.flush()
         os.fsync(f.fileno())
     return {"keys": keys}
-
-
-def _private_dirty() -> int:
-    """Bytes this process has written to pages it shared at fork: the copy-on-write cost."""
-    try:
-        with open("/proc/self/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Private_Dirty:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _child_main(job: Callable[[], dict[str, Any]], report_fd: int) -> None:
-    """The forked child: only writes its file and reports; never returns."""
-    code = 1
-    try:
-        with contextlib.suppress(ValueError, OSError):
-            signal.set_wakeup_fd(-1)  # the parent's event loop must not hear our signals
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-            signal.signal(sig, signal.SIG_DFL)
-        gc.disable()  # a collection would touch every object, copying the pages we share
-        # Close what we inherited (listening and client sockets, the AOF...), so a dead
-        # parent's port and connections are not held open by us.
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd > 2 and fd != report_fd:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        report = job()
-        report["cow"] = _private_dirty()
-        report["ok"] = True
-        os.write(report_fd, json.dumps(report).encode())
-        code = 0
-    except BaseException as e:
-        with contextlib.suppress(BaseException):
-            os.write(report_fd, json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}).encode())
-            os.write(2, f"background child {os.getpid()} failed: {type(e).__name__}: {e}\n".encode())
-    os._exit(code)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kvcluster.common.resp import ErrorReply
+from kvcluster.node.forkchild import read_report, run_child
 from kvcluster.node.rdb import KeyspaceLoader, RDBError, RDBWriter
 from kvcluster.node.replication import LinkConfig, LinkState, ReplicaLink, encode_command
 
@@ -243,7 +244,7 @@ class ReplicationIO:
             log.warning("Can't fork for a full sync (%s): streaming it from the event loop", e)
             return False
         if pid == 0:
-            _sync_child(node.keyspace, fd, w, mark, position)  # never returns
+            run_child(_sync_job(node.keyspace, fd, mark, position), w, keep_fds=(fd,))  # never returns
         os.close(w)
         log.info(
             "Full sync to %s forked (pid %d, %.1f ms); the child streams the snapshot",
@@ -261,9 +262,7 @@ class ReplicationIO:
         # The pipe reads EOF (or the report) once the child is done.
         loop = asyncio.get_running_loop()
         loop.remove_reader(r)
-        report = b""
-        with contextlib.suppress(OSError):
-            report = os.read(r, 256)
+        report = read_report(r)
         os.close(r)
         self._sync_children.pop(pid, None)
         with contextlib.suppress(ChildProcessError):
@@ -272,8 +271,8 @@ class ReplicationIO:
             gc.unfreeze()
         info = client.replica
         conn = client.conn
-        if not report.startswith(b"ok") or info is None or conn is None or getattr(conn, "closing", False):
-            log.warning("Full sync to %s failed in its child: %s", client.addr, report.decode(errors="replace"))
+        if not report.get("ok") or info is None or conn is None or getattr(conn, "closing", False):
+            log.warning("Full sync to %s failed in its child: %s", client.addr, report.get("error", "no report"))
             client.close()
             return
         pending, info.pending, info.pending_bytes = info.pending, [], 0
@@ -282,9 +281,10 @@ class ReplicationIO:
         info.state = "online"
         info.ack_time = time.time()
         log.info(
-            "Synchronization with replica %s succeeded (%s, %.1f s)",
+            "Synchronization with replica %s succeeded (%d keys, %d bytes, %.1f s)",
             client.addr,
-            report.decode(errors="replace"),
+            report.get("keys", 0),
+            report.get("bytes", 0),
             time.monotonic() - started,
         )
         self.node.update_gate()
@@ -679,29 +679,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _sync_child(keyspace: Any, fd: int, report_fd: int, mark: bytes, position: tuple[str, int, int]) -> None:
-    """The forked child of a full sync: snapshot to the replica's socket, report, exit; never returns."""
-    code = 1
-    try:
-        with contextlib.suppress(ValueError, OSError):
-            signal.set_wakeup_fd(-1)  # the parent's event loop must not hear our signals
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-            signal.signal(sig, signal.SIG_DFL)
-        gc.disable()  # a collection would touch every object, copying the pages we share
-        for name in os.listdir("/proc/self/fd"):  # keep only the replica's socket and the report pipe
-            other = int(name)
-            if other > 2 and other not in (fd, report_fd):
-                with contextlib.suppress(OSError):
-                    os.close(other)
+def _sync_job(keyspace: Any, fd: int, mark: bytes, position: tuple[str, int, int]) -> Callable[[], dict[str, Any]]:
+    """The forked child's work in a full sync: the snapshot, framed for EOF capa, to the replica's socket."""
+
+    def job() -> dict[str, Any]:
         replid, offset, stream_db = position
         writer = RDBWriter(keyspace, snapshot=False, repl_id=replid, repl_offset=offset, repl_stream_db=stream_db)
         _write_all(fd, b"$EOF:" + mark + b"\r\n")
         for chunk in writer:
             _write_all(fd, chunk)
         _write_all(fd, mark)
-        os.write(report_fd, b"ok: %d keys, %d bytes" % (writer.keys_written, writer.bytes_written))
-        code = 0
-    except BaseException as e:
-        with contextlib.suppress(BaseException):
-            os.write(report_fd, f"error: {type(e).__name__}: {e}".encode())
-    os._exit(code)
+        return {"keys": writer.keys_written, "bytes": writer.bytes_written}
+
+    return job

@@ -559,6 +559,8 @@ class Node:
 
 
 def _queued_writes(client: Client) -> bool:
+    """Whether the open transaction holds a write: like Redis, its EXEC is then a write for the gate
+    (READONLY on a replica, OOM, NOREPLICAS, FENCED refuse it, and the refusal becomes EXECABORT)."""
     return client.multi is not None and any(c.is_write for c, _ in client.multi)
 
 

@@ -45,15 +45,6 @@ def multi(client: Client, args: list[bytes]) -> Any:
     return OK
 
 
-def queued_writes(client: Client) -> bool:
-    """Whether the open transaction holds a write command.
-
-    For the gate: like Redis, an EXEC of such a transaction is a write (READONLY on a
-    replica, OOM, NOREPLICAS, FENCED refuse it, and the refusal becomes EXECABORT).
-    """
-    return client.multi is not None and any(cmd.is_write for cmd, _ in client.multi)
-
-
 def discard_transaction(client: Client) -> None:
     """Leave MULTI and drop every WATCH (DISCARD, EXEC, RESET)."""
     client.multi = None

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 7000
 DIR ?= .kvcluster
 
-.PHONY: up test venv deps lint bench clean
+.PHONY: up test venv deps lint bench clean docs
 
 $(BIN)/kvcluster: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: venv
 
 test: deps venv lint
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# Regenerate docs/configuration.md from the settings definitions (tests/test_config_reference.py checks it).
+docs: venv
+	$(BIN)/kvcluster config-reference all > docs/configuration.md
 
 bench: venv deps
 	$(BIN)/python bench/redis_benchmark_compare.py

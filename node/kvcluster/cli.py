@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config-reference": ("kvcluster.cli:config_reference_main", "print the settings reference as Markdown"),
     "check-aof": ("kvcluster.node.persistence_cli:check_aof_main", "check or repair an append-only file (AOF)"),
     "import": ("kvcluster.node.persistence_cli:import_main", "load an RDB snapshot (ours or Redis's) into a node"),
+    "cli": ("kvcluster.tools.cli:main", "an interactive prompt like redis-cli, following the leader via sentinels"),
+    "bench": ("kvcluster.tools.bench:main", "a load generator: ops/s and latency percentiles, --plot over time"),
 }
 
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -189,8 +191,9 @@ def config_reference(config: Config, component: str = "node") -> str:
 
 def _component_configs() -> dict[str, Callable[[], Config]]:
     from kvcluster.node.settings import node_config
+    from kvcluster.sentinel.settings import sentinel_config
 
-    return {"node": node_config}
+    return {"node": node_config, "sentinel": sentinel_config}
 
 
 def config_reference_main(argv: list[str]) -> int:
@@ -200,8 +203,19 @@ def config_reference_main(argv: list[str]) -> int:
         description="Print the configuration reference (Markdown tables generated from the settings).",
         allow_abbrev=False,
     )
-    parser.add_argument("component", nargs="?", default="node", choices=sorted(components), help="default: node")
+    parser.add_argument(
+        "component",
+        nargs="?",
+        default="node",
+        choices=[*sorted(components), "all"],
+        help="default: node; all = docs/configuration.md (node and sentinel)",
+    )
     ns = parser.parse_args(argv)
+    if ns.component == "all":
+        from kvcluster.tools.config_reference import document
+
+        sys.stdout.write(document())
+        return 0
     sys.stdout.write(config_reference(components[ns.component](), ns.component))
     return 0
 

@@ -499,10 +499,17 @@ def run_node(config: Config) -> int:
         os.makedirs(directory, exist_ok=True)
     server = NodeServer(config)
     server.node.event_loop_name = loop_name  # type: ignore[attr-defined]
+    from kvcluster.node.discovery import apply_start_up_discovery
     from kvcluster.node.persistence import PersistenceError
 
+    async def discover_then_serve() -> None:
+        # Before anything listens or loads: a restarted node must not serve a single write as a
+        # leader the sentinels replaced (kvcluster.node.discovery).
+        await apply_start_up_discovery(config, server.node)
+        await server.serve_forever()
+
     try:
-        asyncio.run(server.serve_forever())
+        asyncio.run(discover_then_serve())
     except PersistenceError as e:
         log.error("Fatal error loading the data: %s", e)
         return 1

@@ -174,6 +174,38 @@ NODE_SETTINGS: list[Setting] = [
         "semi-sync: ms to wait for acknowledgements before answering -NOREPLICAS (kvcluster addition)",
         minimum=1,
     ),
+    # -- start-up leader discovery (kvcluster.node.discovery; docs/operations.md) ------------
+    Setting(
+        "leader-discovery-sentinels",
+        "args",
+        [],
+        "Sentinels to ask at start-up who leads the group, HOST:PORT each (space or comma separated): "
+        "a restarted node follows the leader they name instead of its replicaof (kvcluster addition)",
+        mutable=False,
+        validate=lambda words: _sentinel_list_check(words),
+    ),
+    Setting(
+        "leader-discovery-group",
+        "str",
+        "mymaster",
+        "Sentinel group (master name) asked about at start-up (kvcluster addition)",
+        mutable=False,
+    ),
+    Setting(
+        "leader-discovery-timeout",
+        "int",
+        5000,
+        "ms to keep asking the sentinels at start-up before falling back to replicaof (kvcluster addition)",
+        mutable=False,
+        minimum=0,
+    ),
+    Setting(
+        "leader-discovery-password",
+        "str",
+        "",
+        "Password to AUTH with on the sentinels asked at start-up (kvcluster addition)",
+        mutable=False,
+    ),
     # -- server -----------------------------------------------------------------
     Setting("hz", "int", 10, "Background task frequency (active expiry, timeouts)", minimum=1, maximum=500),
     Setting("slowlog-log-slower-than", "int", 10000, "Log commands slower than this many microseconds"),
@@ -524,6 +556,23 @@ def _replicaof_check(words: list[str]) -> None:
         raise ConfigError(f"invalid replicaof port {words[1]!r}") from None
     if not 0 < port < 65536:
         raise ConfigError(f"invalid replicaof port {port}")
+
+
+def parse_sentinel_list(words: list[str]) -> list[tuple[str, int]]:
+    """``leader-discovery-sentinels`` words (``HOST:PORT``, comma or space separated) -> addresses."""
+    addrs: list[tuple[str, int]] = []
+    for word in words:
+        for item in word.replace(",", " ").split():
+            host, sep, port = item.rpartition(":")
+            host = host.strip("[]")  # [::1]:26379
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"expected HOST:PORT, got {item!r}")
+            addrs.append((host, int(port)))
+    return addrs
+
+
+def _sentinel_list_check(words: list[str]) -> None:
+    parse_sentinel_list(words)
 
 
 def node_config() -> Config:

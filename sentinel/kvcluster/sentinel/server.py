@@ -45,6 +45,8 @@ TICK = 0.1
 RECONNECT_DELAY = 0.5
 CONNECT_TIMEOUT = 2.0
 SEED_RESOLVE_PERIOD = 30.0
+# Asking the peers who leads a group known only from --monitor, at start-up (before listening).
+START_UP_ASK_TIMEOUT = 1.5
 _LEVELS = {"warning": logging.WARNING, "notice": logging.INFO, "log": logging.INFO, "debug": logging.DEBUG}
 
 
@@ -481,12 +483,59 @@ class SentinelServer:
                 self._reconcile_links()
             await asyncio.sleep(SEED_RESOLVE_PERIOD)
 
+    async def _discover_monitored_leader(self) -> None:
+        """A group we know only from ``--monitor``: ask the peers who leads it now, and monitor that.
+
+        A sentinel created (or re-created with no state) after a failover would otherwise monitor
+        the stale --monitor address and hand it to clients until a hello reaches it. Quorum and
+        settings stay ours; the leader and config-epoch come from the peer with the highest epoch.
+        """
+        core, config = self.core, self.config
+        monitor = config["monitor"]
+        m = core.masters.get(monitor[0]) if monitor else None
+        if m is None or not core.seeds or m.config_epoch or m.slaves or m.sentinels:
+            return  # nothing to ask, or our saved state knows more than the --monitor line
+        peers = await _resolve_all(core.seeds)
+        best = await _ask_peers(peers, m.name, config["sentinel-user"], config["sentinel-pass"], START_UP_ASK_TIMEOUT)
+        if best is None:
+            log.info("No sentinel peer knows %s yet: monitoring %s:%d as configured", m.name, m.host, m.port)
+            return
+        (host, port), epoch, peer = best
+        if epoch <= m.config_epoch:
+            return  # no failover since the --monitor line's configuration: it stands
+        try:
+            core.check_host(host)
+        except SentinelError:
+            log.warning("Peer %s:%d names %s:%d for %s, a host name: set resolve-hostnames", *peer, host, port, m.name)
+            return
+        log.warning(
+            "Peer %s:%d says %s is led by %s:%d at config-epoch %d: monitoring it instead of %s:%d",
+            *peer,
+            m.name,
+            host,
+            port,
+            epoch,
+            m.host,
+            m.port,
+        )
+        stale = m.addr
+        del core.masters[m.name]
+        fresh = core.monitor(m.name, host, port, m.quorum, event=False)
+        for attr in ("down_after", "failover_timeout", "parallel_syncs", "auth_pass", "auth_user"):
+            setattr(fresh, attr, getattr(m, attr))
+        fresh.config_epoch = epoch
+        core.current_epoch = max(core.current_epoch, epoch)
+        if stale != (host, port):
+            core.add_replica(fresh, stale[0], stale[1], event=False)  # it was the group's node
+        core._reindex()
+
     def request_shutdown(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        await self._discover_monitored_leader()  # before we listen: nobody hears a stale leader from us
         binds = self.config["bind"] or ["127.0.0.1"]
         for host in binds:
             host = host.lstrip("-")
@@ -552,6 +601,74 @@ class SentinelServer:
         for client in list(self.clients.values()):
             client.close()
         log.warning("kvcluster sentinel is now ready to exit, bye bye...")
+
+
+async def _resolve_all(addrs: list[Addr]) -> list[Addr]:
+    """Every address behind each peer name (a headless Service names them all)."""
+    loop = asyncio.get_running_loop()
+    out: list[Addr] = []
+    for host, port in addrs:
+        if is_ip(host):
+            out.append((host, port))
+            continue
+        try:
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError):
+            out.append((host, port))
+            continue
+        out += sorted({(str(info[4][0]), port) for info in infos})
+    return list(dict.fromkeys(out))
+
+
+async def _ask_peer(peer: Addr, name: str, user: str, password: str, timeout: float) -> tuple[Addr, int] | None:
+    """``SENTINEL MASTER name`` on a peer: (leader address, config-epoch), or None (unknown, no answer)."""
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(peer[0], peer[1])
+            expected = 1
+            if password:
+                writer.write(encode_command("AUTH", *([user, password] if user else [password])))
+                expected += 1
+            writer.write(encode_command("SENTINEL", "MASTER", name))
+            parser = hiredis.Reader()
+            replies: list[Any] = []
+            while len(replies) < expected:
+                data = await reader.read(1 << 16)
+                if not data:
+                    return None
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    replies.append(reply)
+    except (OSError, TimeoutError, hiredis.ProtocolError):
+        return None
+    finally:
+        if writer is not None:
+            writer.close()
+    reply = replies[-1]
+    if not isinstance(reply, list) or len(reply) % 2:
+        return None
+    fields = {_text_of(reply[i]): _text_of(reply[i + 1]) for i in range(0, len(reply), 2)}
+    try:
+        return (fields["ip"], int(fields["port"])), int(fields.get("config-epoch", "0"))
+    except (KeyError, ValueError):
+        return None
+
+
+def _text_of(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+async def _ask_peers(
+    peers: list[Addr], name: str, user: str, password: str, timeout: float
+) -> tuple[Addr, int, Addr] | None:
+    """The leader named at the highest config-epoch by any peer (and which peer), or None."""
+    answers = await asyncio.gather(*(_ask_peer(p, name, user, password, timeout) for p in peers))
+    best: tuple[Addr, int, Addr] | None = None
+    for peer, answer in zip(peers, answers, strict=True):
+        if answer is not None and (best is None or answer[1] > best[1]):
+            best = (answer[0], answer[1], peer)
+    return best
 
 
 def build_core(config: Config, directives: state.SentinelDirectives) -> SentinelCore:

@@ -15,9 +15,9 @@ $(BIN)/kvcluster: pyproject.toml
 
 venv: $(BIN)/kvcluster
 
-# Start the local cluster (for now: a single node) in the foreground.
+# Start the local cluster in the foreground: a leader, 2 replicas, 3 sentinels (Ctrl-C stops it).
 up: venv
-	$(BIN)/kvcluster node --port $(PORT) --dir $(DIR)/node-$(PORT)
+	$(BIN)/kvcluster up --port $(PORT) --dir $(DIR)
 
 # Debian packages the tests drive for real: redis-cli, redis-benchmark, and a
 # real redis-server to compare against.

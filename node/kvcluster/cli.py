@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config-reference": ("kvcluster.cli:config_reference_main", "print the settings reference as Markdown"),
     "check-aof": ("kvcluster.node.persistence_cli:check_aof_main", "check or repair an append-only file (AOF)"),
     "import": ("kvcluster.node.persistence_cli:import_main", "load an RDB snapshot (ours or Redis's) into a node"),
+    "up": ("kvcluster.local.commands:up_main", "run a local HA cluster (leader, replicas, sentinels) with a live view"),
+    "status": ("kvcluster.local.commands:status_main", "print a cluster's status once (or --json) via its sentinels"),
+    "failover": ("kvcluster.local.commands:failover_main", "a planned failover (SENTINEL FAILOVER)"),
+    "chaos": ("kvcluster.local.commands:chaos_main", "chaos kill-leader: kill -9 the leader, watch the failover"),
     "cli": ("kvcluster.tools.cli:main", "an interactive prompt like redis-cli, following the leader via sentinels"),
     "bench": ("kvcluster.tools.bench:main", "a load generator: ops/s and latency percentiles, --plot over time"),
 }

@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "chaos": ("kvcluster.local.commands:chaos_main", "chaos kill-leader: kill -9 the leader, watch the failover"),
     "cli": ("kvcluster.tools.cli:main", "an interactive prompt like redis-cli, following the leader via sentinels"),
     "bench": ("kvcluster.tools.bench:main", "a load generator: ops/s and latency percentiles, --plot over time"),
+    "operator": ("kvcluster.operator.main:main", "run the Kubernetes operator (kopf) for KVCluster resources"),
 }
 
 CONFIG_ENV = ENV_PREFIX + "CONFIG"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import random
 import sys
@@ -403,6 +404,9 @@ def main(argv: list[str]) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     options = options_from_args(parser, ns)
+    if ns.plot and importlib.util.find_spec("matplotlib") is None:
+        # Checked before the run, not after it: the plot is an optional extra (not in the image).
+        parser.error("--plot needs matplotlib: pip install 'kvcluster[plot]' (make up installs it)")
     progress_out = None if ns.quiet else (sys.stderr if ns.json else sys.stdout)
     try:
         recorder = asyncio.run(run_bench(options, progress_out))

@@ -447,6 +447,34 @@ def test_up_survives_a_killed_leader_stops_cleanly_and_resumes(
     third.wait_for("kvcluster is ready")
     assert "stopping processes left running by an earlier kvcluster up" in third.output()
     assert status(cluster_dir)["leader"] == f"127.0.0.1:{final_leader}"
+
+    # A replica and a sentinel killed with SIGKILL are restarted (like pods) and rejoin.
+    before = status(cluster_dir)
+    replica = next(n for n in before["nodes"] if n["role"] == "replica")
+    a_sentinel = before["sentinels"][0]
+    os.kill(replica["pid"], signal.SIGKILL)
+    os.kill(a_sentinel["pid"], signal.SIGKILL)
+    third.wait_for(f"{replica['name']} restarted", 60)
+    third.wait_for(f"{a_sentinel['name']} restarted", 60)
+
+    def both_back() -> bool:
+        now = status(cluster_dir)
+        node = next(n for n in now["nodes"] if n["name"] == replica["name"])
+        sentinel_row = next(x for x in now["sentinels"] if x["name"] == a_sentinel["name"])
+        return (
+            now["leader"] == f"127.0.0.1:{final_leader}"
+            and node["pid"] != replica["pid"]
+            and node["role"] == "replica"
+            and node["health"] == "ok"
+            and sentinel_row["pid"] != a_sentinel["pid"]
+            and sentinel_row["health"] == "ok"
+            and sentinel_row["names_leader"] == f"127.0.0.1:{final_leader}"
+        )
+
+    try:
+        wait_until(both_back, 60, interval=0.5, what="the killed replica and sentinel back")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n{third.output()}") from None
     assert third.stop() == 0, third.output()
     assert not _processes_in(cluster_dir)
 

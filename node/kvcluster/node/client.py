@@ -154,6 +154,8 @@ class Client:
             flags += "P"
         if self.multi is not None:
             flags += "x"
+        if self.blocked:
+            flags += "b"
         if self.watch_dirty:
             flags += "d"
         if self.close_after_reply:

@@ -21,6 +21,7 @@ from typing import Any
 
 from kvcluster.common.config import Config
 from kvcluster.common.resp import CommandError, ErrorReply, Raw
+from kvcluster.node.blocking import WaitingRoom
 from kvcluster.node.client import Client
 from kvcluster.node.commands import load_command_table
 from kvcluster.node.commands.table import Command
@@ -111,6 +112,9 @@ class Node:
         self.shard_channels: dict[bytes, set[Client]] = {}
         # True while EXEC runs its queued commands: blocking commands must not block then.
         self.in_exec = False
+        # Clients blocked on keys (BLPOP...: commands/blocking.py); INFO's blocked_clients counts them.
+        self.blocking = WaitingRoom()
+        self.blocked_clients = self.blocking.by_client
         self.start_time = time.time()
         self.run_id = os.urandom(20).hex()
         self.loading = False
@@ -154,6 +158,10 @@ class Node:
         self.clients.pop(client.id, None)
         self.monitors.discard(client)
         self.unwatch_all(client)
+        if self.blocking.by_client:
+            from kvcluster.node.commands.blocking import client_gone
+
+            client_gone(self, client)
         for channel in client.subscriptions:
             subs = self.channels.get(channel)
             if subs is not None:
@@ -229,7 +237,12 @@ class Node:
             held = self.pause_check(client, cmd, args)
             if held is not None:
                 return held
-        return self.call(client, cmd, args)
+        reply = self.call(client, cmd, args)
+        if self.blocking.ready:  # a write filled keys clients wait on: serve them before anything else runs
+            from kvcluster.node.commands.blocking import serve_ready
+
+            serve_ready(self)
+        return reply
 
     def call(self, client: Client, cmd: Command, args: list[bytes]) -> Any:
         """Run a handler with statistics; the part of dispatch MULTI/EXEC reuses."""
@@ -262,6 +275,8 @@ class Node:
             if ks.watched:
                 for i in cmd.key_positions(args):
                     ks.signal_modified(client.db, args[i])
+            if self.blocking.by_slot:
+                self._signal_blocking(client, cmd, args)
             rewritten = self.rewritten
             if rewritten is not None:
                 self.rewritten = None
@@ -284,6 +299,18 @@ class Node:
         if self.monitors and "admin" not in cmd.flags and "skip_monitor" not in cmd.flags:
             self._feed_monitors(client, args)
         return reply
+
+    def _signal_blocking(self, client: Client, cmd: Command, args: list[bytes]) -> None:
+        # Redis's signalKeyAsReady: keys a write touched may now serve blocked clients.
+        room = self.blocking
+        db_id = client.db.id
+        for i in cmd.key_positions(args):
+            room.signal(db_id, args[i])
+        if cmd.name == "swapdb":
+            room.signal_db(int(args[1]))
+            room.signal_db(int(args[2]))
+        elif cmd.name == "move":
+            room.signal(int(args[2]), args[1])
 
     # -- replication: role, write gate, propagation -------------------------------
 
@@ -375,6 +402,10 @@ class Node:
             stale = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
         self.stale_refusal = stale
         self.gate_closed = refusal is not None or stale is not None or self.loading
+        if self.role != "master" and self.blocking.by_client:
+            from kvcluster.node.commands.blocking import UNBLOCKED_BY_ROLE, unblock_all
+
+            unblock_all(self, UNBLOCKED_BY_ROLE)
 
     def good_replicas(self) -> int:
         """Online replicas whose last ACK is at most min-replicas-max-lag seconds old."""

@@ -286,8 +286,8 @@ def _clients_section(node: Node) -> InfoFields:
         ("client_recent_max_output_buffer", max_out),
         ("blocked_clients", _blocked_clients(node)),
         ("tracking_clients", 0),
-        ("clients_in_timeout_table", 0),
-        ("total_blocking_keys", 0),
+        ("clients_in_timeout_table", sum(1 for w in node.blocking.by_client.values() if w.deadline is not None)),
+        ("total_blocking_keys", node.blocking.total_keys()),
         ("total_blocking_keys_on_nokey", 0),
     ]
 

@@ -368,6 +368,7 @@ def test_a_push_wakes_the_blocked_client_with_the_same_reply(pair: Pair) -> None
         (("BRPOP", "a", "0"), ("LPUSH", "a", "x", "y")),
         (("BLPOP", "a", "a", "0"), ("RPUSH", "a", "x", "y")),
         (("BLMOVE", "a", "a", "LEFT", "RIGHT", "0"), ("RPUSH", "a", "x", "y")),
+        (("BLPOP", "a", "0"), ("EVAL", "return redis.call('RPUSH', KEYS[1], 'in-a-script')", "1", "a")),
         (("BLMOVE", "a", "d", "RIGHT", "LEFT", "0"), ("RPUSH", "a", "x", "y")),
         (("BRPOPLPUSH", "a", "d", "0"), ("RPUSH", "a", "x")),
         (("BLMPOP", "0", "2", "a", "b", "LEFT", "COUNT", "5"), ("RPUSH", "b", "1", "2", "3")),

@@ -26,6 +26,7 @@ FAMILIES = (
     "config",
     "replication",
     "persistence",
+    "scripting",
     "blocking",
 )
 

@@ -65,7 +65,7 @@ def echo(client: Client, args: list[bytes]) -> Any:
 @command(
     "quit",
     -1,
-    "fast stale loading no_auth no_multi allow_busy",
+    "noscript fast stale loading no_auth no_multi allow_busy",
     group="connection",
     summary="Closes the connection.",
 )
@@ -115,7 +115,7 @@ def auth(client: Client, args: list[bytes]) -> Any:
 @command(
     "hello",
     -1,
-    "fast stale loading no_auth allow_busy",
+    "noscript fast stale loading no_auth allow_busy",
     group="connection",
     summary="Handshakes with the server: protocol version, authentication, client name.",
 )

@@ -33,6 +33,7 @@ from typing import Any
 #   no_auth    allowed before AUTH
 #   no_multi   not allowed inside MULTI (runs immediately even when in MULTI, e.g. EXEC)
 #   allow_busy allowed while a script is running
+#   no_mandatory_keys  may take no key at all (EVAL with numkeys 0)
 KNOWN_FLAGS = frozenset(
     [
         "write",
@@ -52,6 +53,7 @@ KNOWN_FLAGS = frozenset(
         "skip_monitor",
         "skip_slowlog",
         "no_propagate",
+        "no_mandatory_keys",
     ]
 )
 

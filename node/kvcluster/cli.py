@@ -225,8 +225,27 @@ def config_reference_main(argv: list[str]) -> int:
     return 0
 
 
-def node_main(argv: list[str]) -> int:
+def report_config_check(prog: str, config: Config) -> int:
+    """``--check-config``: the warnings, then OK (the errors were raised while loading)."""
+    for warning in config.warnings:
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
+    print(f"configuration OK{f' ({config.config_file})' if config.config_file else ''}")
+    return 0
+
+
+def start_logging(config: Config, role: str = "M") -> None:
+    """Log as configured, flush the warnings gathered while loading, follow CONFIG SET loglevel."""
     from kvcluster.common.logs import LEVELS, setup_logging
+
+    setup_logging(config["loglevel"], config["log-format"], config["logfile"], role=role)
+    for warning in config.warnings:
+        log.warning(warning)
+    config.warnings.clear()
+    config.on_change("loglevel", lambda level: logging.getLogger().setLevel(LEVELS.get(level, logging.INFO)))
+
+
+def node_main(argv: list[str]) -> int:
+    from kvcluster.common.logs import setup_logging
     from kvcluster.node.settings import node_config
 
     config = node_config()
@@ -246,15 +265,8 @@ def node_main(argv: list[str]) -> int:
         print(f"kvcluster node: {e.message}", file=sys.stderr)
         return 1
     if ns.check_config:
-        for warning in config.warnings:
-            print(f"kvcluster node: warning: {warning}", file=sys.stderr)
-        print(f"configuration OK{f' ({config.config_file})' if config.config_file else ''}")
-        return 0
-    setup_logging(config["loglevel"], config["log-format"], config["logfile"])
-    for warning in config.warnings:
-        log.warning(warning)
-    config.warnings.clear()
-    config.on_change("loglevel", lambda level: logging.getLogger().setLevel(LEVELS.get(level, logging.INFO)))
+        return report_config_check("kvcluster node", config)
+    start_logging(config)
     config.on_change("log-format", lambda fmt: setup_logging(config["loglevel"], fmt, config["logfile"]))
 
     from kvcluster.node.server import run_node
@@ -263,7 +275,6 @@ def node_main(argv: list[str]) -> int:
 
 
 def sentinel_main(argv: list[str]) -> int:
-    from kvcluster.common.logs import LEVELS, setup_logging
     from kvcluster.sentinel import state
     from kvcluster.sentinel.settings import sentinel_config
 
@@ -288,15 +299,8 @@ def sentinel_main(argv: list[str]) -> int:
         print(f"kvcluster sentinel: {e.message}", file=sys.stderr)
         return 1
     if ns.check_config:
-        for warning in config.warnings:
-            print(f"kvcluster sentinel: warning: {warning}", file=sys.stderr)
-        print(f"configuration OK{f' ({config.config_file})' if config.config_file else ''}")
-        return 0
-    setup_logging(config["loglevel"], config["log-format"], config["logfile"], role="X")
-    for warning in config.warnings:
-        log.warning(warning)
-    config.warnings.clear()
-    config.on_change("loglevel", lambda level: logging.getLogger().setLevel(LEVELS.get(level, logging.INFO)))
+        return report_config_check("kvcluster sentinel", config)
+    start_logging(config, role="X")
 
     from kvcluster.sentinel.server import run_sentinel
 

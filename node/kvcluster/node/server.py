@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from kvcluster.common.config import Config
+from kvcluster.common.process import install_event_loop_policy, pidfile
 from kvcluster.common.resp import ErrorReply, ParserLimits, ProtocolError, Raw, make_request_parser
 from kvcluster.node.client import Client
 from kvcluster.node.commands.server import sample_server_metrics
@@ -406,15 +407,9 @@ class NodeServer:
                 resolve_admin_port(self.config),
             )
             await self.admin.start()
-        pidfile = self.config["pidfile"]
-        if pidfile:
-            with open(pidfile, "w") as f:
-                f.write(f"{os.getpid()}\n")
-        await self._stopping.wait()
-        await self.stop()
-        if pidfile:
-            with contextlib.suppress(OSError):
-                os.unlink(pidfile)
+        with pidfile(self.config["pidfile"]):
+            await self._stopping.wait()
+            await self.stop()
 
     def _on_signal(self, sig: int) -> None:
         log.warning("Received %s scheduling shutdown...", signal.Signals(sig).name)
@@ -438,17 +433,6 @@ class NodeServer:
                 await asyncio.wait_for(server.wait_closed(), 2)
         self.persistence.close()
         log.warning("kvcluster node is now ready to exit, bye bye...")
-
-
-def install_event_loop_policy() -> str:
-    """Use uvloop when installed; returns the loop's name for INFO."""
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        return "uvloop"
-    except ImportError:  # pragma: no cover
-        return "asyncio"
 
 
 # File descriptors kept for everything but clients (Redis's CONFIG_MIN_RESERVED_FDS).

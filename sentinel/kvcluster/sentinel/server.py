@@ -24,6 +24,7 @@ from typing import Any
 
 import hiredis
 from kvcluster.common.config import Config
+from kvcluster.common.process import install_event_loop_policy, pidfile
 from kvcluster.common.resp import ErrorReply, ProtocolError, Push, encode2, encode3, encode_command, make_request_parser
 from kvcluster.sentinel import commands, state
 from kvcluster.sentinel.commands import COMMANDS, NO_AUTH, NO_REPLY, PUBSUB_CONTEXT
@@ -577,15 +578,9 @@ class SentinelServer:
         await self.start()
         if self.admin is not None:
             await self.admin.start()
-        pidfile = self.config["pidfile"]
-        if pidfile:
-            with open(pidfile, "w") as f:
-                f.write(f"{os.getpid()}\n")
-        await self._stopping.wait()
-        await self.stop()
-        if pidfile:
-            with contextlib.suppress(OSError):
-                os.unlink(pidfile)
+        with pidfile(self.config["pidfile"]):
+            await self._stopping.wait()
+            await self.stop()
 
     async def stop(self) -> None:
         if self.admin is not None:
@@ -696,17 +691,6 @@ def build_core(config: Config, directives: state.SentinelDirectives) -> Sentinel
                 core.seeds.append((host.strip("[]"), int(port)))
     core._reindex()
     return core
-
-
-def install_event_loop_policy() -> str:
-    """uvloop when installed (as the node does; the sentinel imports nothing of the node)."""
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        return "uvloop"
-    except ImportError:  # pragma: no cover
-        return "asyncio"
 
 
 def run_sentinel(config: Config, core: SentinelCore, version: str = "") -> int:
